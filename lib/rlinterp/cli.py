@@ -1,0 +1,227 @@
+"""``rli``: the command line of the book pipeline.
+
+    rli list                                   analyses, their parameters, and whether each chapter is up to date
+    rli run coinflip/01_game -p sigma=0.2      execute one analysis (validated parameters, cached, atomic output)
+    rli build [--profile smoke] [-j 2]         every analysis of _quarto.yml, then render the book
+    rli render                                 quarto if on PATH, else pandoc HTML + pandoc→Typst PDF
+    rli play coinflip                          play the coin-flip game against the Bayes-optimal policy and the DQN
+    rli bench                                  the studies' target numbers (agent vs optimum, ...)
+    rli data verify                            check every file in data/ against data/MANIFEST.json
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rlinterp.pipeline import analyses as an
+from rlinterp.pipeline import run as runner
+from rlinterp.pipeline.manifest import DataError
+
+
+def _root(args) -> Path:
+    return an.find_root(Path(args.root) if args.root else None)
+
+
+def _out(args, root: Path) -> Path | None:
+    """Where chapters go: --out, or a build folder per non-default profile (the paper's chapters stay intact)."""
+    if getattr(args, "out", None):
+        return Path(args.out).resolve()
+    profile = getattr(args, "profile", None)
+    if profile and profile != "default":
+        return root / "_build" / profile
+    return None
+
+
+def cmd_list(args) -> int:
+    root = _root(args)
+    for a in an.discover(root):
+        nb = an.load_notebook(a)
+        spec = an.parameters(a, nb)
+        params = an.validate(a, spec, an.profile(root, a, args.profile))
+        chapter = a.chapter(_out(args, root))
+        state = ("up to date" if runner.is_fresh(a, params, _out(args, root)) else "stale") if chapter.exists() \
+            else "not built"
+        print(f"{a.name}  [{state}]  {a.source.relative_to(root)} -> {chapter.relative_to(root)}")
+        for p in spec.values():
+            shown = params[p.name]
+            flag = "" if shown == p.default else f"  (profile {args.profile}: {shown!r})"
+            print(f"    {p.name}: {p.type} = {p.default!r}{flag}  — {p.help}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    root = _root(args)
+    overrides = an.parse_overrides(args.param)
+    res = runner.run(root, args.analysis, overrides, profile=args.profile, force=args.force, out=_out(args, root),
+                     progress=not args.quiet)
+    _report(res, root)
+    return 0
+
+
+def _report(res: runner.RunResult, root: Path) -> None:
+    where = res.chapter.relative_to(root) if res.chapter.is_relative_to(root) else res.chapter
+    if res.status == "cached":
+        print(f"{res.analysis}: up to date, skipped ({where}; --force to rerun)")
+    else:
+        print(f"{res.analysis}: executed in {res.seconds:.1f} s -> {where}")
+
+
+def cmd_build(args) -> int:
+    root = _root(args)
+    out = _out(args, root)
+    todo = [a.name for a in an.discover(root)]
+    for name in todo:  # validate every analysis's parameters before executing anything
+        runner.resolve(root, name, {}, args.profile)
+    t0 = time.perf_counter()
+    failures = []
+    if args.jobs <= 1:
+        for name in todo:
+            try:
+                _report(runner.run(root, name, profile=args.profile, force=args.force, out=out,
+                                   progress=not args.quiet), root)
+            except runner.AnalysisFailed as e:
+                print(e, file=sys.stderr)
+                failures.append(name)
+    else:  # each analysis in its own `rli run` process (each runs its own kernel)
+        def one(name: str) -> tuple[str, int]:
+            cmd = [sys.executable, "-m", "rlinterp.cli", "--root", str(root), "run", name, "--quiet"]
+            cmd += ["--profile", args.profile] if args.profile else []
+            cmd += ["--out", str(out)] if out else []
+            cmd += ["--force"] if args.force else []
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            sys.stdout.write(proc.stdout)
+            sys.stderr.write(proc.stderr)
+            return name, proc.returncode
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            failures = [name for name, rc in pool.map(one, todo) if rc != 0]
+    print(f"analyses done in {time.perf_counter() - t0:.1f} s")
+    if failures:
+        print(f"FAILED: {', '.join(failures)}; the book was not rendered", file=sys.stderr)
+        return 1
+    if not args.no_render:
+        return cmd_render(args)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from rlinterp.pipeline.render import render
+
+    root = _root(args)
+    res = render(root, _out(args, root), renderer=getattr(args, "renderer", "auto"))
+    print(f"rendered with {res.renderer}:")
+    for path in res.outputs:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_play(args) -> int:
+    if args.game != "coinflip":
+        print(f"unknown game {args.game!r}; available: coinflip", file=sys.stderr)
+        return 2
+    from rlinterp.play import play_coinflip
+
+    agent = None
+    if not args.no_agent:
+        try:
+            from rlinterp.agents import dqn
+
+            agent = dqn.load().policy if args.n_coins == 5 and args.n_flips == 20 else None
+        except Exception as e:  # the game stays playable without the agent
+            print(f"(DQN agent not available: {e})")
+    play_coinflip(n_coins=args.n_coins, n_flips=args.n_flips, sigma=args.sigma, seed=args.seed, agent=agent)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from rlinterp.bench import bench
+
+    bench(fast=args.fast)
+    return 0
+
+
+def cmd_data(args) -> int:
+    from rlinterp.pipeline.manifest import read_manifest, verify_all
+
+    problems = verify_all()
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"{len(read_manifest()) - len(problems)} of {len(read_manifest())} data files verified")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", help="project root (default: the folder with _quarto.yml above the current one)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="analyses, parameters and chapter status")
+    s.add_argument("--profile", default=None, help="show parameters as this profile sets them (e.g. smoke)")
+    s.add_argument("--out", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="execute one analysis into its chapter")
+    s.add_argument("analysis", help="e.g. coinflip/01_game (see `rli list`)")
+    s.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    s.add_argument("--profile", default=None, help="named parameter overrides (analyses/<study>/profiles.toml)")
+    s.add_argument("--force", action="store_true", help="execute even if the chapter is up to date")
+    s.add_argument("--out", help="write chapters under OUT/paper instead of the project's paper/")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("build", help="run every analysis, then render the book")
+    s.add_argument("--profile", default=None, help="e.g. smoke: tiny sizes (chapters go to _build/<profile>/)")
+    s.add_argument("-j", "--jobs", type=int, default=1, help="analyses executed in parallel")
+    s.add_argument("--force", action="store_true", help="ignore the cache")
+    s.add_argument("--out", help="build folder (default: the project for the default profile)")
+    s.add_argument("--no-render", action="store_true", help="execute the analyses only")
+    s.add_argument("--renderer", default="auto", choices=["auto", "quarto", "pandoc"])
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("render", help="render the executed chapters into HTML + PDF")
+    s.add_argument("--profile", default=None, help="render the chapters of this profile's build folder")
+    s.add_argument("--out", help="build folder holding paper/ (default: the project)")
+    s.add_argument("--renderer", default="auto", choices=["auto", "quarto", "pandoc"])
+    s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("play", help="play a game in the terminal")
+    s.add_argument("game", help="coinflip")
+    s.add_argument("--n-coins", type=int, default=5)
+    s.add_argument("--n-flips", type=int, default=20)
+    s.add_argument("--sigma", type=float, default=0.3)
+    s.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh game each time)")
+    s.add_argument("--no-agent", action="store_true", help="play against the Bayes-optimal policy only")
+    s.set_defaults(func=cmd_play)
+
+    s = sub.add_parser("bench", help="report the studies' target numbers")
+    s.add_argument("--fast", action="store_true", help="fewer Monte-Carlo games")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("data", help="data manifest tools")
+    s.add_argument("action", choices=["verify"])
+    s.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (an.ParameterError, FileNotFoundError, ValueError, DataError) as e:
+        print(f"rli: error: {e}", file=sys.stderr)
+        return 2
+    except runner.AnalysisFailed as e:
+        print(f"rli: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rli: interrupted; outputs written so far are complete (writes are atomic)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

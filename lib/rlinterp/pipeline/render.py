@@ -1,0 +1,368 @@
+"""Render the book: ``quarto render`` when Quarto is on PATH, else pandoc (HTML pages) + pandoc → Typst → PDF.
+
+The fallback honours the subset of Quarto's notebook conventions the chapters use, so both renderers show the same
+book: cell options ``#| label``, ``#| fig-cap``, ``#| tbl-cap``, ``#| echo``, ``#| include``, ``#| output``; the
+cell tags ``remove-cell``/``remove-input``/``remove-output``; ``@fig-…``/``@tbl-…`` cross-references (numbered
+"Figure <chapter>.<n>"); citations from ``references.bib``; stderr streams (progress bars, warnings) are dropped as
+with Quarto's ``warning: false``.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from rlinterp.pipeline import analyses as an
+
+OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$")
+XREF = re.compile(r"@((?:fig|tbl)-[\w-]+)")
+
+
+@dataclass
+class Page:
+    source: str  # path as listed in _quarto.yml, e.g. "paper/coinflip/01_game.ipynb"
+    part: str | None
+    number: int | None  # chapter number (None: unnumbered, e.g. the index)
+    title: str = ""
+    markdown: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # label -> "Figure 2.1"
+
+    @property
+    def html_path(self) -> str:
+        return str(Path(self.source).with_suffix(".html"))
+
+
+@dataclass
+class RenderResult:
+    renderer: str
+    outputs: list[Path]
+
+
+def render(root: Path, book_dir: Path | None = None, renderer: str = "auto") -> RenderResult:
+    """Render the book whose chapters live under ``book_dir`` (default: the project root) into ``book_dir/_book``."""
+    book_dir = Path(book_dir or root)
+    if book_dir != root:
+        _stage_book(root, book_dir)
+    if renderer not in {"auto", "quarto", "pandoc"}:
+        raise ValueError(f"renderer must be auto, quarto or pandoc, not {renderer!r}")
+    if renderer == "quarto" or (renderer == "auto" and shutil.which("quarto")):
+        if not shutil.which("quarto"):
+            raise FileNotFoundError("quarto is not on PATH; install it (conda env from environment.yml) or use "
+                                    "--renderer pandoc")
+        subprocess.run(["quarto", "render", "--to", "all"], cwd=book_dir, check=True)
+        out = book_dir / _output_dir(book_dir)
+        return RenderResult("quarto", sorted(out.glob("*.html")) + sorted(out.glob("*.pdf")))
+    return render_fallback(book_dir)
+
+
+def _stage_book(root: Path, book_dir: Path) -> None:
+    """Copy the book skeleton (_quarto.yml and the prose/bibliography under paper/) next to executed chapters."""
+    (book_dir / "paper").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(root / "_quarto.yml", book_dir / "_quarto.yml")
+    for path in (root / "paper").rglob("*"):
+        if path.is_file() and path.suffix in {".qmd", ".bib", ".css", ".csl", ".png", ".svg"}:
+            target = book_dir / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def _output_dir(book_dir: Path) -> str:
+    return an.quarto_config(book_dir).get("project", {}).get("output-dir", "_book")
+
+
+# --------------------------------------------------------------------------------------------- notebook → markdown
+def _cell_options(source: str) -> tuple[dict, str]:
+    opts, lines = {}, source.splitlines()
+    i = 0
+    while i < len(lines) and (m := OPTION.match(lines[i])):
+        value = yaml.safe_load(m.group(2)) if m.group(2).strip() else None
+        opts[m.group(1)] = value
+        i += 1
+    return opts, "\n".join(lines[i:]).strip("\n")
+
+
+def _text(x) -> str:
+    return "".join(x) if isinstance(x, list) else str(x)
+
+
+def _fence(text: str, lang: str = "") -> str:
+    ticks = "````" if "```" in text else "```"
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}\n"
+
+
+def notebook_markdown(nb: dict, page: Page, media: Path, media_rel: str) -> str:
+    """Markdown for one executed notebook; images are written to ``media`` and linked as ``media_rel/…``."""
+    parts: list[str] = []
+    n_img = 0
+    for cell in nb["cells"]:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & {"remove-cell", "injected-parameters"}:
+            continue
+        source = _text(cell.get("source", ""))
+        if cell["cell_type"] == "markdown":
+            parts.append(source)
+            continue
+        if cell["cell_type"] != "code":
+            continue
+        opts, code = _cell_options(source)
+        if opts.get("include") is False:
+            continue
+        if opts.get("echo", True) is not False and "remove-input" not in tags and code.strip():
+            parts.append(_fence(code, "python"))
+        if opts.get("output", True) is False or "remove-output" in tags:
+            continue
+        label = opts.get("label") or ""
+        outs: list[str] = []
+        figure_done = False
+        for out in cell.get("outputs", []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                if out.get("name") == "stderr":
+                    continue
+                text = _text(out.get("text", ""))
+                if text.strip():
+                    outs.append(_fence(text))
+            elif kind == "error":
+                outs.append(_fence(f"{out.get('ename')}: {out.get('evalue')}"))
+            elif kind in {"display_data", "execute_result"}:
+                data = out.get("data", {})
+                if "text/markdown" in data:
+                    outs.append(_text(data["text/markdown"]))
+                elif "image/png" in data or "image/svg+xml" in data:
+                    n_img += 1
+                    ext = "png" if "image/png" in data else "svg"
+                    name = f"{Path(page.source).stem}-{n_img}.{ext}"
+                    media.mkdir(parents=True, exist_ok=True)
+                    payload = data["image/png"] if ext == "png" else data["image/svg+xml"]
+                    (media / name).write_bytes(base64.b64decode(_text(payload)) if ext == "png"
+                                               else _text(payload).encode())
+                    if label.startswith("fig-") and not figure_done:
+                        cap = f"{page.labels.get(label, 'Figure')}: {opts.get('fig-cap', '')}".rstrip(": ")
+                        outs.append(f"![{cap}]({media_rel}/{name}){{#{label} width=100%}}\n")
+                        figure_done = True
+                    else:
+                        outs.append(f"![]({media_rel}/{name}){{width=100%}}\n")
+                elif "text/plain" in data:
+                    outs.append(_fence(_text(data["text/plain"])))
+        if label.startswith("tbl-"):
+            cap = f"{page.labels.get(label, 'Table')}: {opts.get('tbl-cap', '')}".rstrip(": ")
+            outs = [f"::: {{#{label}}}\n", f"**{cap}**\n", *outs, ":::\n"]
+        parts.extend(outs)
+    return "\n\n".join(p.strip("\n") + "\n" for p in parts if p.strip())
+
+
+def _qmd_markdown(text: str) -> tuple[dict, str]:
+    meta = {}
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end != -1:
+            meta = yaml.safe_load(text[3:end]) or {}
+            text = text[end + 4:]
+    if meta.get("title"):
+        text = f"# {meta['title']}\n\n{text.lstrip()}"
+    return meta, text
+
+
+def _collect_labels(nb: dict, number: int | None) -> dict[str, str]:
+    labels, n_fig, n_tbl = {}, 0, 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        label = _cell_options(_text(cell.get("source", "")))[0].get("label") or ""
+        prefix = f"{number}." if number else ""
+        if label.startswith("fig-"):
+            n_fig += 1
+            labels[label] = f"Figure {prefix}{n_fig}"
+        elif label.startswith("tbl-"):
+            n_tbl += 1
+            labels[label] = f"Table {prefix}{n_tbl}"
+    return labels
+
+
+def _title(markdown: str, fallback: str) -> str:
+    m = re.search(r"^#\s+(.+?)\s*(\{.*\})?\s*$", markdown, flags=re.M)
+    return m.group(1) if m else fallback
+
+
+# --------------------------------------------------------------------------------------------- fallback renderer
+def load_pages(book_dir: Path, media_root: Path) -> tuple[dict, list[Page]]:
+    config = an.quarto_config(book_dir)
+    pages: list[Page] = []
+    number = 0
+    notebooks: dict[str, dict] = {}
+    for part, source in an.chapter_entries(config):
+        path = book_dir / source
+        if not path.exists():
+            hint = f" (run `rli run {source[6:-6]}`)" if source.endswith(".ipynb") else ""
+            raise FileNotFoundError(f"chapter {source} listed in _quarto.yml does not exist{hint}")
+        unnumbered = Path(source).stem in {"index", "references"}
+        number += 0 if unnumbered else 1
+        page = Page(source, part, None if unnumbered else number)
+        if source.endswith(".ipynb"):
+            notebooks[source] = json.loads(path.read_text())
+            page.labels = _collect_labels(notebooks[source], page.number)
+        pages.append(page)
+    for page in pages:  # second pass: markdown needs every label for cross-references
+        if page.source.endswith(".ipynb"):
+            rel = Path(page.source).parent
+            page.markdown = notebook_markdown(notebooks[page.source], page, media_root / rel / "figures", "figures")
+        else:
+            meta, page.markdown = _qmd_markdown((book_dir / page.source).read_text())
+        page.title = _title(page.markdown, Path(page.source).stem)
+    return config, pages
+
+
+def _resolve_xrefs(markdown: str, pages: list[Page], here: Page | None) -> str:
+    """Replace ``@fig-x``/``@tbl-x`` by numbered links (same page: ``#fig-x``; other pages: ``file.html#fig-x``)."""
+    where = {label: (p, text) for p in pages for label, text in p.labels.items()}
+
+    def sub(m: re.Match) -> str:
+        label = m.group(1)
+        if label not in where:
+            return f"**??{label}??**"
+        page, text = where[label]
+        if here is None or page is here:
+            return f"[{text}](#{label})"
+        rel = Path(page.html_path).relative_to(Path(here.html_path).parent) if \
+            Path(page.html_path).parent == Path(here.html_path).parent else \
+            Path("../" * len(Path(here.html_path).parent.parts)) / page.html_path
+        return f"[{text}]({rel}#{label})"
+
+    return XREF.sub(sub, markdown)
+
+
+CSS = """
+body { max-width: 62em; margin: 0 auto; padding: 1em 1em 1em 17em; font-family: system-ui, sans-serif;
+       line-height: 1.5; color: #222; }
+nav#book { position: fixed; left: 0; top: 0; bottom: 0; width: 15em; overflow-y: auto; padding: 1em;
+           background: #f6f7f9; border-right: 1px solid #ddd; font-size: 0.9em; }
+nav#book .part { font-weight: 600; margin-top: 0.8em; color: #555; }
+nav#book a.current { font-weight: 700; }
+nav#book ul { list-style: none; padding-left: 0.6em; margin: 0.2em 0; }
+img { max-width: 100%; } figure { margin: 1.2em 0; } figcaption { font-size: 0.9em; color: #444; }
+pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+table { border-collapse: collapse; margin: 0.8em 0; } th, td { border-bottom: 1px solid #ccc; padding: 0.2em 0.6em; }
+.pager { display: flex; justify-content: space-between; margin-top: 3em; border-top: 1px solid #ddd; }
+"""
+
+
+def _nav(pages: list[Page], here: Page, title: str) -> str:
+    up = "../" * len(Path(here.html_path).parent.parts)
+    lines = [f'<nav id="book"><div><a href="{up}index.html"><b>{html.escape(title)}</b></a></div><ul>']
+    part = None
+    for p in pages:
+        if p.part != part:
+            part = p.part
+            lines.append("</ul>" + (f'<div class="part">{html.escape(part)}</div>' if part else "") + "<ul>")
+        label = f"{p.number}&nbsp; {html.escape(p.title)}" if p.number else html.escape(p.title)
+        cls = ' class="current"' if p is here else ""
+        lines.append(f'<li><a{cls} href="{up}{_html_target(p)}">{label}</a></li>')
+    lines.append("</ul></nav>")
+    return "\n".join(lines)
+
+
+def _html_target(page: Page) -> str:
+    return "index.html" if Path(page.source).stem == "index" else page.html_path
+
+
+def render_fallback(book_dir: Path) -> RenderResult:
+    import pypandoc
+
+    config = an.quarto_config(book_dir)
+    out = book_dir / _output_dir(book_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _, pages = load_pages(book_dir, out)
+    book = config.get("book", {})
+    title = book.get("title", "Book")
+    bib = [str(book_dir / b) for b in _as_list(config.get("bibliography")) if (book_dir / b).exists()]
+    cite = (["--citeproc"] + [f"--bibliography={b}" for b in bib]) if bib else []
+    css = out / "book.css"
+    css.write_text(CSS)
+    outputs = []
+    for i, page in enumerate(pages):
+        target = out / _html_target(page)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        md = _resolve_xrefs(page.markdown, pages, page)
+        pager = ['<div class="pager">']
+        if i > 0:
+            pager.append(f'<a href="{_rel(page, pages[i - 1])}">← {html.escape(pages[i - 1].title)}</a>')
+        if i + 1 < len(pages):
+            pager.append(f'<a href="{_rel(page, pages[i + 1])}">{html.escape(pages[i + 1].title)} →</a>')
+        pager.append("</div>")
+        nav = out / ".nav.html"
+        nav.write_text(_nav(pages, page, title))
+        after = out / ".pager.html"
+        after.write_text("\n".join(pager))
+        extra = ["-M", "nocite=@*"] if Path(page.source).stem == "references" else []
+        media_dir = out / Path(page.source).parent
+        pypandoc.convert_text(
+            md, "html5", format="markdown", outputfile=str(target),
+            extra_args=["--standalone", "--toc", "--toc-depth=2", "--mathml", "--embed-resources",
+                        f"--css={css}", f"--resource-path={media_dir}:{out}",
+                        f"--include-before-body={nav}", f"--include-after-body={after}",
+                        "-M", f"pagetitle={page.title}", "-M", f"title-prefix={title}", *cite, *extra])
+        outputs.append(target)
+    for tmp in (out / ".nav.html", out / ".pager.html"):
+        tmp.unlink(missing_ok=True)
+    outputs.append(_render_pdf(book_dir, config, pages, out, cite))
+    return RenderResult("pandoc+typst (fallback: quarto not on PATH)", outputs)
+
+
+def _rel(here: Page, there: Page) -> str:
+    up = "../" * len(Path(here.html_path).parent.parts)
+    return up + _html_target(there)
+
+
+def _as_list(x) -> list:
+    return [] if x is None else (x if isinstance(x, list) else [x])
+
+
+def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite: list[str]) -> Path:
+    """One Typst document of all pages (parts as headings), compiled to PDF with the typst wheel."""
+    import pypandoc
+    import typst
+
+    book = config.get("book", {})
+    chunks, part = [], None
+    for page in pages:
+        md = page.markdown
+        # images are relative to each chapter's folder; make them relative to the output root for one document
+        md = md.replace("](figures/", f"]({Path(page.source).parent}/figures/")
+        if Path(page.source).stem == "references":
+            md = "# References {.unnumbered}\n\n::: {#refs}\n:::\n"
+        if page.part != part and page.part:
+            chunks.append(f"```{{=typst}}\n#pagebreak()\n#align(center + horizon, text(size: 22pt, "
+                          f"weight: \"bold\")[{_typst_escape(page.part)}])\n#pagebreak()\n```\n")
+        part = page.part
+        if page.number is None and Path(page.source).stem == "index":
+            md = re.sub(r"^(#\s+.+?)\s*$", r"\1 {.unnumbered}", md, count=1, flags=re.M)
+        chunks.append(md)
+    full = _resolve_xrefs("\n\n".join(chunks), pages, None)
+    meta = ["-M", f"title={book.get('title', 'Book')}"]
+    if book.get("author"):
+        for a in _as_list(book["author"]):
+            meta += ["-M", f"author={a if isinstance(a, str) else a.get('name', '')}"]
+    if book.get("date"):
+        meta += ["-M", f"date={book['date']}"]
+    typ = out / "rlinterp.typ"
+    pypandoc.convert_text(full, "typst", format="markdown", outputfile=str(typ),
+                          extra_args=["--standalone", "--toc", "-V", "section-numbering=1.1", f"--resource-path={out}",
+                                      *meta, *cite])
+    pdf = out / f"{_slug(book.get('title', 'book'))}.pdf"
+    typst.compile(str(typ), output=str(pdf), root=str(out))
+    return pdf
+
+
+def _typst_escape(s: str) -> str:
+    return re.sub(r"([\[\]#*_`$\\<>@])", r"\\\1", s)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-") or "book"
