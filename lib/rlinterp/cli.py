@@ -73,7 +73,7 @@ def _report(res: runner.RunResult, root: Path) -> None:
 def cmd_build(args) -> int:
     root = _root(args)
     out = _out(args, root)
-    todo = [a.name for a in an.discover(root)]
+    todo = [a.name for a in an.discover(root, strict=True)]
     for name in todo:  # validate every analysis's parameters before executing anything
         runner.resolve(root, name, {}, args.profile)
     t0 = time.perf_counter()

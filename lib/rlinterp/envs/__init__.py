@@ -1,0 +1,9 @@
+"""Environments. Importing this package registers the gymnasium ids (``rlinterp/CoinFlip-v0``, ...)."""
+from gymnasium.envs.registration import register, registry
+
+from rlinterp.envs.coinflip import BatchedCoinFlip, CoinFlipEnv, CoinPrior, canonicalize, encode_obs
+
+if "rlinterp/CoinFlip-v0" not in registry:
+    register(id="rlinterp/CoinFlip-v0", entry_point="rlinterp.envs.coinflip:CoinFlipEnv")
+
+__all__ = ["BatchedCoinFlip", "CoinFlipEnv", "CoinPrior", "canonicalize", "encode_obs"]

@@ -83,16 +83,20 @@ def chapter_entries(config: dict) -> list[tuple[str | None, str]]:
     return out
 
 
-def discover(root: Path) -> list[Analysis]:
-    """Every analysis, in book order: the ``paper/**/*.ipynb`` chapters of ``_quarto.yml`` mapped to analyses/."""
+def discover(root: Path, strict: bool = False) -> list[Analysis]:
+    """Every analysis, in book order: the ``paper/**/*.ipynb`` chapters of ``_quarto.yml`` mapped to analyses/.
+
+    A listed chapter whose analysis file does not exist is skipped, or an error with ``strict`` (building the book).
+    """
     analyses = []
     for _, chapter in chapter_entries(quarto_config(root)):
         if chapter.endswith(".ipynb") and chapter.startswith("paper/"):
-            name = chapter[len("paper/"):-len(".ipynb")]
-            a = Analysis(name, root)
-            if not a.source.exists():
-                raise FileNotFoundError(f"_quarto.yml lists {chapter} but its analysis {a.source} does not exist")
-            analyses.append(a)
+            a = Analysis(chapter[len("paper/"):-len(".ipynb")], root)
+            if a.source.exists():
+                analyses.append(a)
+            elif strict:
+                raise FileNotFoundError(f"_quarto.yml lists {chapter} but its analysis "
+                                        f"{a.source.relative_to(root)} does not exist")
     return analyses
 
 
@@ -125,8 +129,15 @@ def parameters(analysis: Analysis, nb=None) -> dict[str, Param]:
     n_cells = sum("parameters" in c.metadata.get("tags", []) for c in nb.cells)
     if n_cells != 1:
         raise ParameterError(f"{analysis.source} must have exactly one cell tagged 'parameters' (has {n_cells})")
+    inspected = pm.inspect_notebook(nb)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for node in ast.parse(cell.source).body:  # papermill silently skips lines it cannot parse: refuse them
+        target = getattr(node, "target", None) or (node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id not in inspected:
+            raise ParameterError(f"{analysis.source}: papermill cannot parse parameter line {node.lineno} "
+                                 f"({target.id}); write `name: type = value  # help` with no '=' in the help text")
     out = {}
-    for name, p in pm.inspect_notebook(nb).items():
+    for name, p in inspected.items():
         typ = p["inferred_type_name"]
         if typ not in TYPES:
             raise ParameterError(f"{analysis.source}: parameter {name!r} needs a type annotation among "

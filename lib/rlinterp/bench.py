@@ -1,0 +1,50 @@
+"""``rli bench``: each study's target numbers, measured now on the shipped checkpoints.
+
+Targets are research claims ("the agent is within 1% of Bayes-optimal"), so they are measured and reported here and
+in the chapters, never asserted in timed unit tests. Each study contributes one function returning rows
+``(metric, measured, target, met)``; a study whose checkpoint is missing reports why instead of failing the others.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+Row = tuple[str, str, str, bool | None]
+
+
+def coinflip(fast: bool = False) -> list[Row]:
+    from rlinterp.agents import dqn
+
+    model = dqn.load()
+    m = dqn.evaluate(model, num_games=20_000 if fast else 200_000)
+    ci = f"[{m['mc_diff_lo']:+.4f}, {m['mc_diff_hi']:+.4f}]"
+    return [
+        ("expected heads (exact), n=5 k=20 σ=0.3", f"{m['expected_heads']:.4f}", f"optimal {m['optimal']:.4f}", None),
+        ("% of Bayes-optimal", f"{m['pct_optimal']:.2f}%", "≥ 99%", m["pct_optimal"] >= 99.0),
+        (f"agent − greedy, paired MC ({m['mc_games']} games), 95% CI", f"{m['mc_diff_vs_greedy']:+.4f} {ci}",
+         "CI > 0", m["mc_diff_lo"] > 0),
+        ("exact agent − greedy", f"{m['expected_heads'] - m['greedy']:+.4f}", "> 0", m["expected_heads"] > m["greedy"]),
+        ("greedy→optimal gap closed", f"{100 * m['gap_closed']:.1f}%", "report", None),
+    ]
+
+
+STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip}
+
+
+def bench(fast: bool = False, studies: list[str] | None = None, print_fn=print) -> dict[str, list[Row]]:
+    results: dict[str, list[Row]] = {}
+    for name, fn in STUDIES.items():
+        if studies and name not in studies:
+            continue
+        t0 = time.perf_counter()
+        try:
+            rows = fn(fast)
+        except Exception as e:  # one study's missing checkpoint must not hide the others' numbers
+            rows = [("error", f"{type(e).__name__}: {e}", "", False)]
+        results[name] = rows
+        print_fn(f"\n## {name}  ({time.perf_counter() - t0:.1f} s)")
+        width = max(len(r[0]) for r in rows)
+        for metric, value, target, met in rows:
+            mark = {True: "met", False: "NOT MET", None: ""}[met]
+            print_fn(f"  {metric:<{width}}  {value:>28}  {target:<18} {mark}")
+    return results
