@@ -341,7 +341,7 @@ def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite
             chunks.append(f"```{{=typst}}\n#pagebreak()\n#align(center + horizon, text(size: 22pt, "
                           f"weight: \"bold\")[{_typst_escape(page.part)}])\n#pagebreak()\n```\n")
         part = page.part
-        if page.number is None and Path(page.source).stem == "index":
+        if page.number is None and Path(page.source).stem == "index" and "{.unnumbered}" not in md.split("\n", 1)[0]:
             md = re.sub(r"^(#\s+.+?)\s*$", r"\1 {.unnumbered}", md, count=1, flags=re.M)
         chunks.append(md)
     full = _resolve_xrefs("\n\n".join(chunks), pages, None)
@@ -350,14 +350,35 @@ def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite
         for a in _as_list(book["author"]):
             meta += ["-M", f"author={a if isinstance(a, str) else a.get('name', '')}"]
     if book.get("date"):
-        meta += ["-M", f"date={book['date']}"]
+        meta += ["-M", f"date={_date(book['date'])}"]
+    header = out / ".typst-header.typ"
+    header.write_text(TYPST_HEADER)
     typ = out / "rlinterp.typ"
     pypandoc.convert_text(full, "typst", format="markdown", outputfile=str(typ),
                           extra_args=["--standalone", "--toc", "-V", "section-numbering=1.1", f"--resource-path={out}",
-                                      *meta, *cite])
+                                      f"--include-in-header={header}", *meta, *cite])
+    header.unlink()
     pdf = out / f"{_slug(book.get('title', 'book'))}.pdf"
     typst.compile(str(typ), output=str(pdf), root=str(out))
     return pdf
+
+
+# Figures and tables carry our own "Figure 2.1"-style numbers (the ones cross-references use), long tables may
+# break across pages, and wide tables use a smaller font.
+TYPST_HEADER = """#set figure(numbering: none)
+#show figure: set block(breakable: true)
+#show table: set text(size: 8pt)
+#show raw.where(block: true): set text(size: 7.5pt)
+"""
+
+
+def _date(value) -> str:
+    """Quarto's date keywords (today, now, last-modified) resolved as Quarto does; anything else as written."""
+    import datetime as dt
+
+    if str(value) in {"today", "now", "last-modified"}:
+        return dt.date.today().isoformat()
+    return str(value)
 
 
 def _typst_escape(s: str) -> str:
