@@ -1,0 +1,26 @@
+"""Interpretability methods for any TransformerLens-hooked model (one file per method).
+
+``graph`` (nodes/edges/edge masks) · ``patching`` (resample/mean/zero ablation; metrics) · ``attribution``
+(attribution patching, EAP, EAP-IG) · ``acdc`` (ACDC, threshold sweeps, ROC AUC) · ``scrubbing`` (causal scrubbing) ·
+``attributions`` (Captum by hook name) · ``probes`` · ``lens`` (logit lens) · ``featvis`` · ``circuits`` (drawing).
+"""
+from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
+from rlinterp.interp.attribution import attribution_patching, eap, eap_ig
+from rlinterp.interp.attributions import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
+from rlinterp.interp.circuits import draw_circuit
+from rlinterp.interp.featvis import maximize_continuous, maximize_discrete
+from rlinterp.interp.graph import Circuit, Edge, EdgeGroup, Graph, Node, get_graph, mlp_graph, transformer_graph
+from rlinterp.interp.lens import logit_lens
+from rlinterp.interp.patching import (
+    ablation_cache, kl_metric, logit_diff_metric, mse_metric, patch_edges, patch_nodes, restored_metric,
+)
+from rlinterp.interp.probes import fit_probe, probe_hook
+from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
+
+__all__ = [
+    "acdc", "acdc_sweep", "roc_auc", "roc_points", "attribution_patching", "eap", "eap_ig", "feature_ablation",
+    "integrated_gradients", "layer_conductance", "neuron_conductance", "draw_circuit", "maximize_continuous",
+    "maximize_discrete", "Circuit", "Edge", "EdgeGroup", "Graph", "Node", "get_graph", "mlp_graph",
+    "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
+    "patch_edges", "patch_nodes", "restored_metric", "fit_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
+]
