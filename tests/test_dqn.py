@@ -1,0 +1,110 @@
+"""The coin-flip DQN agent: hooks, permutation invariance, determinism, learning, and the shipped checkpoint."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from rlinterp import DATA
+from rlinterp.agents import bayes, dqn
+from rlinterp.pipeline.manifest import DataError, read_manifest
+
+TINY = dict(n_coins=3, n_flips=6, sigma=0.3, d_hidden=32, num_games=256, batch_size=256, total_steps=600,
+            learning_starts=12, buffer_size=50_000, target_update_every=50, lr=3e-3, lr_final=1e-4,
+            eps_decay_frac=0.5, eval_every=0)
+
+
+def random_counts(rng, B, n, k):
+    """Random reachable states: B games with n coins after fewer than k flips."""
+    counts = np.zeros((B, n, 2), dtype=np.int64)
+    made = rng.integers(0, k, B)
+    for b in range(B):
+        for _ in range(made[b]):
+            counts[b, rng.integers(n), rng.integers(2)] += 1
+    return counts, k - made
+
+
+def test_hook_points_in_cache():
+    model = dqn.QNetwork(dqn.DQNConfig())
+    obs = torch.rand(4, model.cfg.d_obs)
+    q, cache = model.run_with_cache(obs)
+    assert q.shape == (4, 5)
+    for name, shape in [("hook_obs", (4, 11)), ("mlp.0.hook_pre", (4, 128)), ("mlp.0.hook_post", (4, 128)),
+                        ("mlp.1.hook_pre", (4, 128)), ("mlp.1.hook_post", (4, 128)), ("hook_q", (4, 5))]:
+        assert cache[name].shape == shape
+    assert torch.allclose(cache["hook_q"], q)
+    assert torch.all(cache["mlp.1.hook_post"] == torch.relu(cache["mlp.1.hook_pre"]))
+
+
+def test_act_is_permutation_invariant():
+    torch.manual_seed(0)
+    model = dqn.QNetwork(dqn.DQNConfig(d_hidden=16))
+    rng = np.random.default_rng(0)
+    counts, left = random_counts(rng, 300, 5, 20)
+    a = model.act(counts, left)
+    for _ in range(3):
+        perm = np.stack([rng.permutation(5) for _ in range(len(counts))])  # permuted[b, i] = counts[b, perm[b, i]]
+        permuted = np.take_along_axis(counts, perm[..., None], axis=1)
+        a_perm = model.act(permuted, left)
+        # the chosen coin is the same coin: identical counts (ties between identical coins are interchangeable)
+        b = np.arange(len(counts))
+        np.testing.assert_array_equal(permuted[b, a_perm], counts[b, a])
+        unique = np.array([len({tuple(c) for c in s}) == 5 for s in counts])
+        np.testing.assert_array_equal(perm[b, a_perm][unique], a[unique])
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="d_hidden"):
+        dqn.DQNConfig(d_hidden=0)
+    with pytest.raises(ValueError, match="unknown"):
+        dqn.DQNConfig.from_dict({"width": 3})
+    model = dqn.QNetwork(dqn.DQNConfig(d_hidden=8))
+    with pytest.raises(ValueError, match="shape"):
+        model.act(np.zeros((2, 4, 2), dtype=np.int64), np.array([3, 3]))
+
+
+def test_training_is_deterministic():
+    cfg = dqn.DQNConfig(**{**TINY, "total_steps": 60})
+    m1, h1 = dqn.train(cfg, progress=False, evaluator=None)
+    m2, h2 = dqn.train(cfg, progress=False, evaluator=None)
+    for (k1, v1), (k2, v2) in zip(m1.state_dict().items(), m2.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2), k1
+    np.testing.assert_array_equal(h1["loss"], h2["loss"])  # nan-aware
+
+
+def test_tiny_training_beats_random():
+    cfg = dqn.DQNConfig(**TINY)
+    model, hist = dqn.train(cfg, progress=False)
+    value = dqn.exact_value(model)
+    assert hist["best_value"][0] == pytest.approx(value)  # the best evaluated weights are returned
+    optimal = bayes.solve(3, 6, 0.3, progress=False).value
+    random = 3.0  # k / 2
+    assert value > random + 0.5 * (optimal - random), (value, optimal)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if "coinflip/dqn.pt" not in read_manifest():
+        pytest.skip("data/coinflip/dqn.pt not shipped yet")
+    return dqn.load(with_history=True)
+
+
+def test_shipped_agent_matches_manifest(shipped):
+    model, hist = shipped
+    assert model.cfg == dqn.DQNConfig()  # the defaults are the shipped run, so retraining reproduces it
+    value = dqn.exact_value(model)
+    assert value > 13.5  # random play scores 10
+    metrics = read_manifest()["coinflip/dqn.pt"]["metrics"]
+    assert value == pytest.approx(metrics["expected_heads"], abs=1e-5)
+    assert hist["best_value"][0] == pytest.approx(value, abs=1e-5)
+    assert (DATA / "coinflip/dqn.pt").stat().st_size < 10 * 2**20
+
+
+def test_corrupt_checkpoint_raises(tmp_path, shipped):
+    (tmp_path / "coinflip").mkdir()
+    shutil.copy(DATA / "MANIFEST.json", tmp_path / "MANIFEST.json")
+    payload = bytearray((DATA / "coinflip/dqn.pt").read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    (tmp_path / "coinflip/dqn.pt").write_bytes(bytes(payload))
+    with pytest.raises(DataError, match="corrupt"):
+        dqn.load(data_dir=tmp_path)
