@@ -52,7 +52,11 @@ def play_coinflip(n_coins: int = 5, n_flips: int = 20, sigma: float = 0.3, seed:
         print_fn(f"flips left: {left[0]}   scores: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
         for line in _board(counts[0], sol.prior):
             print_fn(line)
-        answer = input_fn(f"flip which coin (1-{n_coins}, q to quit)? ").strip().lower()
+        try:
+            answer = input_fn(f"flip which coin (1-{n_coins}, q to quit)? ").strip().lower()
+        except EOFError:  # input closed (Ctrl-D or a finished pipe): same as quitting
+            print_fn("")
+            answer = "q"
         if answer in QUIT:
             quit_ = True
             break
