@@ -301,6 +301,8 @@ def render_fallback(book_dir: Path) -> RenderResult:
         after = out / ".pager.html"
         after.write_text("\n".join(pager))
         extra = ["-M", "nocite=@*"] if Path(page.source).stem == "references" else []
+        if page.number:  # headings numbered like the book's chapters: 2, 2.1, ... (figures are "Figure 2.1")
+            extra += ["--number-sections", f"--number-offset={page.number - 1}"]
         media_dir = out / Path(page.source).parent
         pypandoc.convert_text(
             md, "html5", format="markdown", outputfile=str(target),
