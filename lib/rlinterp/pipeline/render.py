@@ -151,6 +151,9 @@ def notebook_markdown(nb: dict, page: Page, media: Path, media_rel: str) -> str:
                         outs.append(f"![]({media_rel}/{name}){{width=100%}}\n")
                 elif "text/plain" in data:
                     outs.append(_fence(_text(data["text/plain"])))
+        if label.startswith("fig-") and not figure_done:
+            raise ValueError(f"{page.source}: the cell labelled {label} produced no image (does it call plt.show()? "
+                             f"was the chapter executed by `rli run`?); re-run the analysis")
         if label.startswith("tbl-"):
             cap = f"{page.labels.get(label, 'Table')}: {opts.get('tbl-cap', '')}".rstrip(": ")
             outs = [f"::: {{#{label}}}\n", f"**{cap}**\n", *outs, ":::\n"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -103,6 +104,9 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
         src = Path(tmp) / "input.ipynb"
         dst = Path(tmp) / "output.ipynb"
         nbformat.write(nb, src)
+        # the kernel inherits our environment: a user's (or CI's) MPLBACKEND=Agg would make plt.show() draw nothing
+        saved = os.environ.get("MPLBACKEND")
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
         try:
             pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
                                 progress_bar=progress, cwd=str(root), log_output=False)
@@ -111,6 +115,11 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
             if dst.exists():
                 atomic_write_bytes(failed, dst.read_bytes())
             raise AnalysisFailed(_failure_message(analysis, e, failed, chapter)) from None
+        finally:
+            if saved is None:
+                os.environ.pop("MPLBACKEND", None)
+            else:
+                os.environ["MPLBACKEND"] = saved
         executed = nbformat.read(dst, as_version=4)
     seconds = time.perf_counter() - t0
     _hide_injected(executed)
