@@ -157,6 +157,52 @@ class QNetwork(HookedRootModule):
     def device(self) -> torch.device:
         return self.unembed.weight.device
 
+    def graph(self, level: str = "neuron", groups: dict[str, Any] | None = None):
+        """The computational graph for circuit discovery and causal scrubbing (:mod:`rlinterp.interp.graph`).
+
+        ``level="neuron"`` (:func:`~rlinterp.interp.graph.mlp_graph`): sources ``in.i`` (observation entries:
+        ``in.{2j}``/``in.{2j+1}`` = heads/tails of canonical coin j, ``in.{2n}`` = flips left), ``h0.i``/``h1.i``
+        (hidden units after the ReLU); destinations ``h0.i``/``h1.i`` (pre-activations) and ``out.j`` (Q-value of
+        canonical slot j); every weight is an edge (``(2n+1) d + d^2 + d n`` edges). ``level="layer"``: one node per
+        layer (``in -> h0 -> h1 -> out``).
+
+        ``groups`` ({name: first-layer unit indices}, a partition of the ``d_hidden`` units) builds the graph used to
+        scrub hypotheses about *groups* of first-layer units: ``in -> (each unit, component = its group) -> group ->
+        h1 -> out``; the edge group->h1 carries the group's contribution ``W1[:, group] a[group]`` to layer 2's
+        pre-activation. Edge-level methods (:meth:`Graph.forward`, scrubbing, ACDC, EAP) work on it; node-level
+        patching does not (a group is not a single index of its hook).
+        """
+        from rlinterp.interp.graph import EdgeGroup, Graph, Node, mlp_graph
+
+        layers = [("hook_obs", self.mlp[0].W, "mlp.0.hook_pre"), ("mlp.0.hook_post", self.mlp[1].W, "mlp.1.hook_pre"),
+                  ("mlp.1.hook_post", self.unembed, "hook_q")]
+        if groups is None:
+            return mlp_graph(layers, level=level)
+        d = self.cfg.d_hidden
+        members = {str(g): [int(i) for i in idx] for g, idx in groups.items()}
+        flat = sorted(i for idx in members.values() for i in idx)
+        if flat != list(range(d)):
+            raise ValueError(f"groups must partition the {d} first-layer units 0..{d - 1} (each exactly once)")
+        if {"in", "h1", "out"} & set(members):
+            raise ValueError("group names 'in', 'h1' and 'out' are reserved")
+        comp = {i: g for g, idx in members.items() for i in idx}
+        W0, W1, Wu = self.mlp[0].W.weight, self.mlp[1].W.weight, self.unembed.weight
+        x_in = Node("in", "hook_obs", (), 0, "in")
+        units = [Node(f"{comp[i]}.{i}", "mlp.0.hook_pre", (i,), 1, comp[i]) for i in range(d)]
+        gsrc = [Node(g, "mlp.0.hook_post", (), 1, g) for g in members]
+        h1_dst, h1_src = Node("h1.in", "mlp.1.hook_pre", (), 2, "h1"), Node("h1", "mlp.1.hook_post", (), 2, "h1")
+        out = Node("out", "hook_q", (), 3, "out")
+        idx = [torch.tensor(members[g]) for g in members]
+        return Graph([
+            EdgeGroup("hook_obs", "mlp.0.hook_pre", [x_in], units,
+                      lambda a: (a @ W0.detach().T).unsqueeze(-2), "neuron"),  # [..., 1, d]
+            EdgeGroup("mlp.0.hook_post", "mlp.1.hook_pre", gsrc, [h1_dst],  # [..., G, d]
+                      lambda a: torch.stack([a[..., i.to(a.device)] @ W1.detach()[:, i.to(a.device)].T for i in idx],
+                                            -2), "resid", dst_unsqueeze=True),
+            EdgeGroup("mlp.1.hook_post", "hook_q", [h1_src], [out], lambda a: (a @ Wu.detach().T).unsqueeze(-2),
+                      "resid", dst_unsqueeze=True),
+        ])
+
     # -- acting ------------------------------------------------------------------------------------------------------
     def canonical_obs(self, sorted_counts: np.ndarray, flips_left: np.ndarray) -> Tensor:
         """Encode already-canonical counts [batch, n, 2] and flips_left [batch] as a float tensor [batch, 2n+1]."""
