@@ -176,3 +176,11 @@ def test_fallback_render_html_and_pdf(project):
 def test_cli_entry_point_installed():
     out = subprocess.run([sys.executable, "-m", "rlinterp.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "rli build" in out.stdout
+
+
+def test_save_refused_under_a_non_default_profile(project, capsys):
+    src = project / "analyses/demo/01_x.py"
+    src.write_text(src.read_text().replace("fail: bool = False  # raise on purpose",
+                                           "fail: bool = False  # raise on purpose\nsave: bool = False  # write data/"))
+    assert rli(["--root", str(project), "run", "demo/01_x", "--profile", "smoke", "-p", "save=true"]) == 2
+    assert "would replace the shipped" in capsys.readouterr().err

@@ -79,6 +79,9 @@ def resolve(root: Path, name: str, overrides: dict[str, Any] | None = None, prof
     nb = an.load_notebook(analysis)
     spec = an.parameters(analysis, nb)
     params = an.validate(analysis, spec, an.profile(root, analysis, profile), overrides or {})
+    if params.get("save") is True and profile not in (None, "default"):
+        raise an.ParameterError(f"{analysis.name}: save=true under profile {profile!r} would replace the shipped "
+                                f"data/ files with {profile}-sized results; save only with the default profile")
     return analysis, nb, params
 
 

@@ -1,0 +1,315 @@
+# %% [markdown]
+# # Algorithm Distillation: in-context RL in a small transformer
+#
+# A reinforcement-learning algorithm turns experience into better behaviour. Algorithm Distillation (AD; Laskin et
+# al., 2022) asks whether a sequence model can learn to *be* such an algorithm: train a causal transformer to
+# predict the next action of a learning agent from its whole *learning history*, many episodes long, and the
+# transformer may pick up not a single policy but the improvement operator itself. Run on a new task with frozen
+# weights, it should then get better from episode to episode, with all learning happening in its context. The
+# control is expert distillation (ED): the same model trained on expert trajectories only. ED imitates good play on
+# training tasks but has never seen anyone *learn*, so on a new task it should not improve.
+#
+# A sceptical reading (the LessWrong post "Caution when interpreting Deepmind's In-context RL paper", 2022) points
+# out that in the paper's tasks one successful episode is enough to infer perfect play, so "in-context RL" may be
+# "find the goal, then copy the path to it". This chapter reproduces AD at a scale that trains on one CPU core
+# and sets up the model whose mechanism later chapters dissect; whichever reading is right, it is a question about
+# the circuit, not about the learning curve.
+#
+# **Task.** Dark Room (`rlinterp.envs.darkroom.DarkRoomEnv`, gymnasium id `rlinterp/DarkRoom-v0`): a 9 x 9 grid, the
+# agent starts at the centre, five actions (left, right, up, down, no-op), 20 steps per episode, reward 1 for every
+# step that ends on an invisible goal cell. The agent observes only its own cell. One task per goal; the 81 goals
+# are split once (seeded) into 65 training goals and 16 held-out goals that no model ever sees in training. The best
+# return for a goal at Manhattan distance $d$ from the centre is $21 - d$ (walk there, then stay).
+#
+# **Source algorithm.** Tabular Q-learning with a UCB-style count bonus, $\arg\max_a Q(s,a) + c/\sqrt{N(s,a)+1}$,
+# learning rate 0.3, discount 0.9, 2 % random actions (`rlinterp.agents.sources.darkroom_q_learning`). The bonus
+# drives it to cells it has not tried; once it stumbles on the goal, the value propagates back along the path over
+# many episodes. It is a real, slow learner: it needs tens of episodes to exploit reliably. Histories are
+# generated in vectorised numpy for hundreds of learners at once, deterministically from a seed, so the dataset
+# (10 learners per training goal, 120 episodes each, 1.56 M steps) is regenerated rather than shipped.
+#
+# **Model.** A TransformerLens `HookedTransformer` (`rlinterp.agents.ad_transformer.ADTransformer`) with one token
+# per step: the embedding of the current cell plus embeddings of the previous action and previous reward (a
+# "start" action at the first step of an episode), so a reward token with $r=1$ reads "the cell I am in is the goal".
+# The logits at step $t$ predict the source's action $a_t$. The context holds $K = 4$ whole episodes (80 tokens).
+# As in AD, training windows subsample the history: the 4 episodes of a window are `stride` episodes apart, so one
+# context spans a stretch of learning in which the source improves visibly, and the model has to learn to produce
+# an episode *better* than the ones it sees. ED is the same architecture trained on windows of 4 expert episodes
+# (random shortest paths to the goal, then no-op). Both are trained with AdamW and a cosine schedule on the
+# next-action cross-entropy at every position. At evaluation the model acts in the environment, its own actions and
+# rewards become its context, and the window slides one episode at a time, exactly like the training contexts.
+
+# %% tags=["parameters"]
+retrain: bool = False  # train AD and ED from scratch instead of loading data/ad/darkroom_{ad,ed}.pt
+save: bool = False  # with retrain / retrain_ablation: overwrite the shipped files in data/ad/
+n_steps: int = 3000  # with retrain: AD training steps (ED uses half)
+batch_size: int = 32  # with retrain: windows per gradient step
+histories_per_goal: int = 10  # with retrain: independent Q-learning runs per training goal
+n_source_episodes: int = 120  # with retrain: episodes per Q-learning history
+stride: int = 4  # with retrain: episodes between consecutive context episodes in AD's training windows
+d_model: int = 64  # with retrain: residual width
+n_layers: int = 3  # with retrain: transformer blocks
+retrain_ablation: bool = False  # retrain the model-size x number-of-training-goals ablation (else load shipped)
+ablation_goals: str = "4,16,65"  # with retrain_ablation: numbers of training goals, comma separated
+ablation_d_models: str = "32"  # with retrain_ablation: model widths, comma separated (d_model < 64 uses 2 layers, else 3)
+ablation_steps: int = 3000  # with retrain_ablation: training steps per ablation model
+temperature: float = 0.5  # a lower sampling temperature for AD (chosen on training goals, not held-out ones)
+n_eval_episodes: int = 20  # in-context episodes per evaluation rollout
+n_eval_seeds: int = 5  # rollouts per held-out goal (sampling seeds)
+seed: int = 0  # random seed for everything
+device: str = "cpu"  # torch device
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from rlinterp.agents import ad_transformer as adt
+from rlinterp.agents import sources
+from rlinterp.envs import darkroom as dr
+from rlinterp.pipeline.manifest import load_checkpoint, save_checkpoint
+from rlinterp.pipeline.report import md, md_table
+
+torch.set_num_threads(1)  # training and evaluation on one CPU thread (the wall times reported below)
+torch.manual_seed(seed)
+train_goals, test_goals = dr.darkroom_goal_split(seed=0)
+oracle = dr.oracle_return(test_goals).mean()
+REBUILD = "rli run ad/01_incontext -p retrain=True -p save=True"
+
+
+def _log_to_ckpt(log):
+    return {k: (torch.as_tensor(v) if isinstance(v, np.ndarray) else v) for k, v in log.items()}
+
+
+if retrain:
+    ad_model, ad_log = adt.fit_darkroom("ad", train_goals, histories_per_goal, n_source_episodes, stride, n_steps,
+                                        batch_size, seed=seed, device=device, d_model=d_model, n_layers=n_layers)
+    ed_model, ed_log = adt.fit_darkroom("ed", train_goals, histories_per_goal, n_source_episodes, 1, n_steps // 2,
+                                        batch_size, seed=seed, device=device, d_model=d_model, n_layers=n_layers)
+else:
+    ad_ckpt, ed_ckpt = load_checkpoint("ad/darkroom_ad.pt"), load_checkpoint("ad/darkroom_ed.pt")
+    ad_model, ad_log = adt.ADTransformer.from_checkpoint(ad_ckpt, device), ad_ckpt["log"]
+    ed_model, ed_log = adt.ADTransformer.from_checkpoint(ed_ckpt, device), ed_ckpt["log"]
+
+# %% [markdown]
+# ## In-context learning on held-out goals
+#
+# Each model plays `n_eval_episodes` consecutive episodes on every held-out goal, several times with different
+# sampling seeds, starting from an empty context. @fig-curves compares the return per episode with the random
+# policy, the oracle, and the source algorithm itself run from scratch on the same held-out goals. AD is decoded three
+# ways: sampling from its action distribution (temperature 1, what the source's data look like), sampling at a lower
+# temperature (the `temperature` parameter, picked by comparing a few temperatures on *training* goals), and greedy
+# argmax.
+
+# %%
+def curves_of(model, temperature):
+    return adt.evaluate_darkroom(model, test_goals, n_eval_episodes, n_eval_seeds, temperature, seed=seed + 1)
+
+
+reps = np.repeat(test_goals, n_eval_seeds, 0)
+res = {
+    "AD (sampling)": curves_of(ad_model, 1.0),
+    f"AD (T={temperature:g})": curves_of(ad_model, temperature),
+    "AD (greedy)": curves_of(ad_model, 0.0),
+    "ED (sampling)": curves_of(ed_model, 1.0),
+    "ED (greedy)": curves_of(ed_model, 0.0),
+    "random": sources.darkroom_random(reps, n_eval_episodes, seed=seed + 2)["returns"],
+}
+source_hist = sources.darkroom_q_learning(reps, max(n_source_episodes, n_eval_episodes), seed=seed + 3)["returns"]
+res["source (Q-learning)"] = source_hist[:, :n_eval_episodes]
+
+
+def band(x):
+    """Mean and 95 % normal interval over rollouts (rows) per episode."""
+    m = x.mean(0)
+    h = 1.96 * x.std(0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.zeros_like(m)
+    return m, h
+
+
+def episodes_to(curve, frac=0.8):
+    hit = np.nonzero(curve >= frac * oracle)[0]
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+# %%
+#| label: fig-curves
+#| fig-cap: "Return per episode on the 16 held-out goals as the context grows (mean and 95 % interval over goals x sampling seeds). Left: the first in-context episodes; dashed: oracle and its 80 % level. Right: the source's full learning curve, with AD's curve drawn at x = episode x stride (the source episode its training windows correspond to)."
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+x = np.arange(1, n_eval_episodes + 1)
+for name, c in res.items():
+    m, h = band(c)
+    axes[0].plot(x, m, label=name, ls=":" if "greedy" in name else "-")
+    axes[0].fill_between(x, m - h, m + h, alpha=0.2)
+for ax in axes:
+    ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
+    ax.axhline(0.8 * oracle, color="gray", ls="--", lw=0.8, label="80 % of oracle")
+    ax.set_ylabel("return per episode")
+axes[0].set_xlabel("in-context episode")
+axes[0].legend(fontsize=7, ncol=2)
+m, h = band(source_hist)
+xs = np.arange(1, source_hist.shape[1] + 1)
+axes[1].plot(xs, m, label="source (Q-learning)")
+axes[1].fill_between(xs, m - h, m + h, alpha=0.2)
+s = int(ad_log["stride"])
+axes[1].plot(x * s, res["AD (sampling)"].mean(0), "o-", ms=3, label=f"AD (sampling), x{s}")
+axes[1].set_xlabel("source episode")
+axes[1].legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+
+# %%
+#| label: tbl-curves
+#| tbl-cap: "Held-out goals: return in the first, fifth, tenth and last in-context episode (fraction of the oracle return) and the first episode whose mean return reaches 80 % of the oracle."
+rows = []
+for name, c in res.items():
+    m = c.mean(0)
+    row = {"policy": name}
+    for e in sorted({1, min(5, n_eval_episodes), min(10, n_eval_episodes), n_eval_episodes}):
+        row[f"episode {e}"] = f"{m[e - 1]:.2f} ({m[e - 1] / oracle:.0%})"
+    hit = episodes_to(m)
+    row["episodes to 80 %"] = "not reached" if hit is None else str(hit)
+    rows.append(row)
+rows.append({"policy": "oracle", **{k: f"{oracle:.2f} (100%)" for k in rows[0] if k.startswith("episode ")},
+             "episodes to 80 %": "1"})
+md_table(rows)
+
+# %%
+#| echo: false
+ad_m, ed_m = res["AD (sampling)"].mean(0), res["ED (sampling)"].mean(0)
+adg_m, src_m = res["AD (greedy)"].mean(0), source_hist.mean(0)
+k10 = min(10, n_eval_episodes)
+hit_ad, hit_adg, hit_src = episodes_to(ad_m), episodes_to(adg_m), episodes_to(src_m)
+
+
+def said(hit):
+    return f"in episode {hit}" if hit else f"not within {n_eval_episodes} episodes"
+
+
+adt_m = res[f"AD (T={temperature:g})"].mean(0)
+hit_adt = episodes_to(adt_m)
+faster = "faster than" if ad_m[k10 - 1] > 1.1 * src_m[k10 - 1] else (
+    "about as fast as" if ad_m[k10 - 1] > 0.9 * src_m[k10 - 1] else "slower than")
+md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters, trained for {int(ad_log['n_steps']):,} "
+   f"steps in {float(ad_log['wall_s']) / 60:.1f} minutes on one CPU thread; ED {float(ed_log['wall_s']) / 60:.1f} "
+   f"minutes) starts where a policy without task knowledge must start: {ad_m[0]:.2f} in its first episode "
+   f"against {res['random'].mean():.2f} for the random policy. By episode {k10} it earns {ad_m[k10 - 1]:.2f} "
+   f"({ad_m[k10 - 1] / oracle:.0%} of the oracle's {oracle:.2f}) with sampling, {adt_m[k10 - 1]:.2f} "
+   f"({adt_m[k10 - 1] / oracle:.0%}) at temperature {temperature:g} and {adg_m[k10 - 1]:.2f} "
+   f"({adg_m[k10 - 1] / oracle:.0%}) greedily; by episode {n_eval_episodes} these are {ad_m[-1] / oracle:.0%}, "
+   f"{adt_m[-1] / oracle:.0%} and {adg_m[-1] / oracle:.0%}. Its mean return first reaches 80 % of the oracle "
+   f"{said(hit_ad)} with sampling, {said(hit_adt)} at temperature {temperature:g} and {said(hit_adg)} greedily. "
+   f"ED goes from {ed_m[0]:.2f} in episode 1 to {ed_m[-1]:.2f} in episode {n_eval_episodes} "
+   f"({ed_m[-1] / oracle:.0%} of the oracle): it does not learn in context. The source algorithm reaches 80 % "
+   f"{said(hit_src)} of its own {source_hist.shape[1]}-episode run and earns {src_m[k10 - 1]:.2f} in its episode "
+   f"{k10}: with sampling, AD (trained on windows whose episodes are {int(ad_log['stride'])} source episodes apart) "
+   f"improves {faster} the algorithm it imitates over the first {k10} episodes.")
+
+# %% [markdown]
+# Two caveats. The confidence bands are over held-out goals and sampling seeds for one trained model per method;
+# training seeds are not repeated (each model costs minutes of CPU). And greedy decoding is not the free lunch it is
+# for a fixed policy: the source's exploration *is* stochastic, and argmax of its distilled action distribution
+# repeats the most likely exploratory path every episode instead of trying a new one, which is why several
+# reproductions of AD report failures with greedy decoding. @fig-curves shows how large that effect is here.
+#
+# ## Does in-context learning need many training tasks?
+#
+# A transformer with enough capacity could also memorise the training goals and never learn to explore; in-context
+# learning that generalises to held-out goals should then need enough distinct training tasks. The ablation trains
+# AD with 4, 16 or all 65 training goals (the same total number of histories, so the same amount of data) with a
+# smaller model (width 32, 2 layers, about a fifth of the main model's parameters, cheap enough to train several;
+# `ablation_d_models` adds other widths), and evaluates every variant on the held-out goals and on its own training
+# goals. A model that memorises its few training goals does well on them and poorly on new ones.
+
+# %%
+goal_counts = [int(v) for v in str(ablation_goals).split(",") if v.strip()]
+widths = [int(v) for v in str(ablation_d_models).split(",") if v.strip()]
+if retrain_ablation:
+    variants, curves = [], []
+    for w in widths:
+        for n in goal_counts:
+            if not 1 <= n <= len(train_goals):
+                raise ValueError(f"ablation_goals entries must lie in [1, {len(train_goals)}], got {n}")
+            per_goal = max(1, histories_per_goal * len(train_goals) // n)  # same amount of data for every n
+            m_, log_ = adt.fit_darkroom("ad", train_goals[:n], per_goal, n_source_episodes, stride, ablation_steps,
+                                        batch_size, seed=seed, device=device, d_model=w, n_layers=2 if w < 64 else 3,
+                                        d_mlp=4 * w, progress=False)
+            curves.append(adt.evaluate_darkroom(m_, test_goals, n_eval_episodes, n_eval_seeds, 1.0, seed=seed + 1))
+            tr_curve = adt.evaluate_darkroom(m_, train_goals[:n], n_eval_episodes, 1, 1.0, seed=seed + 1)
+            variants.append({"d_model": w, "n_layers": 2 if w < 64 else 3,
+                             "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,
+                             "train return (last 5)": float(tr_curve[:, -5:].mean()),
+                             "train minutes": float(log_["wall_s"]) / 60, "final loss": float(log_["loss"][-100:].mean())})
+    ablation = {"variants": variants, "curves": torch.as_tensor(np.stack(curves)), "n_steps": ablation_steps}
+    if save:
+        save_checkpoint(ablation, "ad/ablation.pt",
+                        command="rli run ad/01_incontext -p retrain_ablation=True -p save=True",
+                        metrics={"n_variants": len(variants)})
+else:
+    ablation = load_checkpoint("ad/ablation.pt")
+abl_curves = np.asarray(ablation["curves"])  # (variants, rollouts, episodes)
+
+# %%
+#| label: fig-ablation
+#| fig-cap: "Ablation: in-context return on held-out goals (mean over goals x sampling seeds) for AD trained on few or many training goals (one panel per model width)."
+ws = sorted({v["d_model"] for v in ablation["variants"]})
+fig, axes = plt.subplots(1, len(ws), figsize=(5 * len(ws), 3.5), squeeze=False)
+for v, c in zip(ablation["variants"], abl_curves):
+    ax = axes[0, ws.index(v["d_model"])]
+    ax.plot(np.arange(1, c.shape[1] + 1), c.mean(0), label=f"{v['train goals']} train goals")
+for w, ax in zip(ws, axes[0]):
+    ax.axhline(oracle, color="k", ls="--", lw=1)
+    ax.set_title(f"d_model = {w}")
+    ax.set_xlabel("in-context episode")
+    ax.set_ylabel("return per episode")
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %%
+#| label: tbl-ablation
+#| tbl-cap: "Ablation variants: size, training goals, return on held-out goals in the first and last five in-context episodes, return on their own training goals (last five episodes), training time and final loss."
+rows = []
+for v, c in zip(ablation["variants"], abl_curves):
+    rows.append({**{k: v[k] for k in ("d_model", "n_layers", "parameters", "train goals")},
+                 "held-out, first 5": float(c[:, :5].mean()), "held-out, last 5": float(c[:, -5:].mean()),
+                 "train goals, last 5": v["train return (last 5)"], "minutes": v["train minutes"],
+                 "final loss": v["final loss"]})
+md_table(rows, digits=2)
+
+# %%
+#| echo: false
+few, many = min(r["train goals"] for r in rows), max(r["train goals"] for r in rows)
+by = {(r["d_model"], r["train goals"]): r for r in rows}
+parts = []
+for w in ws:
+    if (w, few) in by and (w, many) in by:
+        a, b = by[(w, few)], by[(w, many)]
+        parts.append(f"at width {w}, {few} training goals give {a['held-out, last 5']:.2f} on held-out goals in the "
+                     f"last five episodes (and {a['train goals, last 5']:.2f} on their own training goals) against "
+                     f"{b['held-out, last 5']:.2f} with {many} goals")
+md(f"With {int(ablation['n_steps']):,} training steps per variant: " + "; ".join(parts) + ".")
+
+# %% [markdown]
+# ## Discussion
+#
+# AD turns a slow, tabular learner into a transformer whose return on goals it never saw grows from episode to
+# episode with no weight updates, while ED, trained on the same goals but only on expert play, has no procedure to
+# fall back on when the goal is unknown. It does not reach the oracle quickly: the source it imitates explores by
+# visit counts over its whole history, which the model can only approximate from the few episodes in its context,
+# and in Dark Room finding the goal, not walking back to it, is the hard part. A source that explores more
+# systematically, or a longer context, are the obvious levers; both cost more CPU than this chapter's budget. How far this is "reinforcement learning in context" is what
+# the sceptical reading questions: in Dark Room one rewarding step in the context identifies the goal cell, and
+# after that exploiting only needs the path to a remembered cell. The next chapter opens the model: which past
+# tokens the heads read (the rewarding step? the cells already visited?), whether the goal location and "goal found
+# yet" are linearly readable from the residual stream, and what happens when a rewarding episode is patched into a
+# context that lacks one.
+
+# %%
+if retrain and save:
+    ad_metrics = {"return_ep1": float(ad_m[0]), f"return_ep{k10}": float(ad_m[k10 - 1]), "oracle": float(oracle),
+                  "episodes_to_80pct": hit_ad or -1, "wall_s": float(ad_log["wall_s"])}
+    save_checkpoint(ad_model.checkpoint(log=_log_to_ckpt(ad_log)), "ad/darkroom_ad.pt", command=REBUILD,
+                    metrics=ad_metrics)
+    save_checkpoint(ed_model.checkpoint(log=_log_to_ckpt(ed_log)), "ad/darkroom_ed.pt", command=REBUILD,
+                    metrics={"return_last": float(ed_m[-1]), "wall_s": float(ed_log["wall_s"])})
+    md("Saved `data/ad/darkroom_ad.pt` and `data/ad/darkroom_ed.pt`.")
