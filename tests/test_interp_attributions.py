@@ -6,13 +6,6 @@ from rlinterp.agents.planted import PlantedMLP, marker_task, planted_transformer
 from rlinterp.interp.attributions import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_ig_completeness_planted_mlp():
     m = PlantedMLP()

@@ -13,13 +13,6 @@ from rlinterp.interp.patching import kl_metric, logit_diff_metric, mse_metric, r
 matplotlib.use("Agg")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _mlp_case(d_in, width, seed):
     m = PlantedMLP(d_in=d_in, width=width, n_relevant=4, seed=seed)

@@ -10,13 +10,6 @@ from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.probes import fit_probe, probe_hook
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_ridge_probe_planted_feature_and_controls():
     m = PlantedMLP()

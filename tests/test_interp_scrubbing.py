@@ -8,13 +8,6 @@ from rlinterp.interp.graph import transformer_graph
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _check(true, wrong):
     print(f"true {true.recovered:.3f} {true.ci}  wrong {wrong.recovered:.3f} {wrong.ci}")
