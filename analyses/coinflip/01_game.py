@@ -45,7 +45,6 @@ sweep_sigmas: str = "0.05,0.1,0.2,0.3,0.5,1.0"  # prior sds for the value-of-exp
 sweep_flips: str = "5,10,15,20,25"  # horizons for the value-of-exploration sweep (at sigma)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np

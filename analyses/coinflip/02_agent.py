@@ -253,7 +253,7 @@ md(f"Per game, the agent makes {e_agent:.2f} exploratory flips on average, the o
 
 # %%
 #| echo: false
-md(f"A small model-free learner, given only its own heads and tails, "
+md("A small model-free learner, given only its own heads and tails, "
    + (f"recovers {g['gap_closed']:.0%} of the value of exploration in this Bayesian bandit: it does better than "
       f"exploiting the posterior mean, a baseline that is itself within "
       f"{100 - 100 * g['greedy'] / g['optimal']:.1f}% of optimal, and the difference is measured exactly rather "

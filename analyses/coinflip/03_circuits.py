@@ -396,7 +396,7 @@ md(f"EAP and EAP-IG rank the edges with Spearman correlation {rho_eap_ig:.3f} ov
    f"recovers {best_acdc['faithfulness ACDC']:.1%} of the metric, the EAP-IG circuit of the same size "
    f"{best_acdc['faithfulness top-K EAP-IG']:.1%}. The top-ranked EAP-IG edges reach 90% faithfulness at "
    + (f"{k90['EAP-IG']} edges" if k90["EAP-IG"] else "no size tested")
-   + f" (EAP: " + (f"{k90['EAP']}" if k90["EAP"] else "none") + f"; random edges: "
+   + " (EAP: " + (f"{k90['EAP']}" if k90["EAP"] else "none") + "; random edges: "
    + (f"{k90['random edges']}" if k90["random edges"] else "none") + "). "
    f"Run time: EAP takes {t_eap * 1e3:.1f} ms and EAP-IG {t_ig * 1e3:.1f} ms, ACDC "
    f"{min(r['seconds'] for r in acdc_runs):.1f} to {max(r['seconds'] for r in acdc_runs):.1f} s per threshold "
