@@ -1,0 +1,214 @@
+"""Q-networks for ``intersection-v0``: the ego-attention network of Leurent & Mercat (2019) and an MLP baseline.
+
+Both are TransformerLens ``HookedRootModule``s with a ``HookPoint`` on every activation, so ``run_with_cache`` and
+``run_with_hooks`` work on them like on any other network of this project.
+
+Ego-attention network (rl-agents ``EgoAttentionNetwork`` with the intersection config ``ego_attention_2h.json``)::
+
+    obs [B, 15, 7] ── row 0 ──> ego_embed   7→64→64 (ReLU, ReLU) ─> e_ego    [B, 64]   ──┐ query (ego only)
+                   └ rows 1: ─> others_embed 7→64→64 (ReLU, ReLU) ─> e_others [B, 14, 64] │ keys/values over
+                                                                                        │ [ego, others] (15)
+    attn: q = W_Q e_ego, k = W_K e_all, v = W_V e_all (no biases), split into 2 heads of d_head = 32;
+          scores = q·k / √d_head, masked where presence < 0.5; pattern = softmax over the 15 vehicles;
+          z_h = Σ_j pattern_hj v_hj; combine = W_O [z_1; z_2] (no bias)
+    resid = (combine + e_ego) / 2  ─>  mlp 64→64→64 (ReLU, ReLU)  ─>  head 64→3  ─>  Q(SLOWER, IDLE, FASTER)
+
+34,243 parameters (the paper's 3.4e4). The MLP baseline flattens the observation (105 inputs) into a
+[128, 128] ReLU MLP and a linear head: 30,467 parameters (the paper's 3.0e4 for its FCN).
+
+Hook points (names as in ``model.hook_dict``):
+
+* ``hook_obs`` [B, 15, 7]
+* ``ego_embed.{0,1}.hook_pre|hook_post`` [B, 64], ``ego_embed.hook_out`` [B, 64]
+* ``others_embed.{0,1}.hook_pre|hook_post`` [B, 14, 64], ``others_embed.hook_out`` [B, 14, 64]
+* ``attn.hook_q`` [B, H, d_head], ``attn.hook_k`` / ``attn.hook_v`` [B, 15, H, d_head]
+* ``attn.hook_scores`` [B, H, 15] (scaled and masked: absent vehicles at -1e9), ``attn.hook_pattern`` [B, H, 15]
+* ``attn.hook_z`` [B, H, d_head] (per-head weighted values), ``attn.hook_head_out`` [B, H, 64] (each head's
+  contribution to the combine output; their sum over heads is ``attn.hook_combine`` [B, 64])
+* ``hook_resid`` [B, 64] = (combine + ego embedding) / 2
+* ``mlp.{0,1}.hook_pre|hook_post`` [B, 64], ``hook_q_values`` [B, 3]
+
+MLP baseline: ``hook_obs`` [B, 15, 7], ``mlp.{0,1}.hook_pre|hook_post`` [B, 128], ``hook_q_values`` [B, 3].
+
+Vehicle index 0 is always the ego vehicle (key/value position 0 in the attention).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+with warnings.catch_warnings():  # TransformerLens 3.x warns about this (project-standard) import path
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from transformer_lens.hook_points import HookedRootModule, HookPoint
+
+N_VEHICLES, N_FEATURES, N_ACTIONS = 15, 7, 3
+MASK_VALUE = -1e9  # score of an absent vehicle (finite, as in rl-agents, so an all-masked row stays defined)
+
+
+def _init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases (rl-agents' default ``reset_type: XAVIER``)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class Dense(nn.Module):
+    """``post = relu(pre)``, ``pre = linear(x)``, with both hooked."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+        self.hook_pre = HookPoint()
+        self.hook_post = HookPoint()
+
+    def forward(self, x: Tensor) -> Tensor:  # [..., d_in] -> [..., d_out]
+        return self.hook_post(F.relu(self.hook_pre(self.linear(x))))
+
+
+class MLP(nn.Module):
+    """A stack of hooked ReLU layers named ``0``, ``1``, ... and a ``hook_out`` on the result."""
+
+    def __init__(self, d_in: int, layers: list[int]):
+        super().__init__()
+        sizes = [d_in, *layers]
+        self.n_layers = len(layers)
+        for i in range(self.n_layers):
+            self.add_module(str(i), Dense(sizes[i], sizes[i + 1]))
+        self.hook_out = HookPoint()
+
+    def forward(self, x: Tensor) -> Tensor:  # [..., d_in] -> [..., layers[-1]]
+        for i in range(self.n_layers):
+            x = getattr(self, str(i))(x)
+        return self.hook_out(x)
+
+
+class EgoAttention(nn.Module):
+    """Multi-head attention with a single query (the ego vehicle) over all vehicles, ego included."""
+
+    def __init__(self, d_model: int = 64, n_heads: int = 2):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.W_Q = nn.Linear(d_model, d_model, bias=False)  # rl-agents: query_ego
+        self.W_K = nn.Linear(d_model, d_model, bias=False)  # key_all
+        self.W_V = nn.Linear(d_model, d_model, bias=False)  # value_all
+        self.W_O = nn.Linear(d_model, d_model, bias=False)  # attention_combine
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
+        self.hook_scores, self.hook_pattern, self.hook_z = HookPoint(), HookPoint(), HookPoint()
+        self.hook_head_out, self.hook_combine = HookPoint(), HookPoint()
+
+    def forward(self, ego: Tensor, all_: Tensor, present: Tensor) -> Tensor:
+        """ego [B, D], all_ [B, N, D] (ego first), present [B, N] bool -> combine [B, D]."""
+        B, N, _ = all_.shape
+        H, dh = self.n_heads, self.d_head
+        q = self.hook_q(self.W_Q(ego).view(B, H, dh))  # [B, H, dh]
+        k = self.hook_k(self.W_K(all_).view(B, N, H, dh))  # [B, N, H, dh]
+        v = self.hook_v(self.W_V(all_).view(B, N, H, dh))  # [B, N, H, dh]
+        scores = torch.einsum("bhd,bnhd->bhn", q, k) / math.sqrt(dh)  # [B, H, N]
+        scores = scores.masked_fill(~present[:, None, :], MASK_VALUE)
+        scores = self.hook_scores(scores)
+        pattern = self.hook_pattern(scores.softmax(dim=-1))  # [B, H, N]
+        z = self.hook_z(torch.einsum("bhn,bnhd->bhd", pattern, v))  # [B, H, dh]
+        W_O = self.W_O.weight.view(self.d_model, H, dh)  # [D_out, H, dh]
+        head_out = self.hook_head_out(torch.einsum("bhd,ohd->bho", z, W_O))  # [B, H, D]
+        return self.hook_combine(head_out.sum(dim=1))  # [B, D]
+
+
+class EgoAttentionNetwork(HookedRootModule):
+    """Ego-attention Q-network: obs [B, 15, 7] -> Q-values [B, 3] (see the module docstring)."""
+
+    def __init__(self, d_model: int = 64, n_heads: int = 2, embed_layers: tuple[int, ...] = (64, 64),
+                 mlp_layers: tuple[int, ...] = (64, 64), n_features: int = N_FEATURES, n_actions: int = N_ACTIONS,
+                 device: str = "cpu"):
+        super().__init__()
+        if embed_layers[-1] != d_model:
+            raise ValueError(f"the embedding output {embed_layers[-1]} must equal d_model={d_model}")
+        self.config = dict(kind="ego_attention", d_model=d_model, n_heads=n_heads, embed_layers=list(embed_layers),
+                           mlp_layers=list(mlp_layers), n_features=n_features, n_actions=n_actions)
+        self.hook_obs = HookPoint()
+        self.ego_embed = MLP(n_features, list(embed_layers))
+        self.others_embed = MLP(n_features, list(embed_layers))
+        self.attn = EgoAttention(d_model, n_heads)
+        self.hook_resid = HookPoint()
+        self.mlp = MLP(d_model, list(mlp_layers))
+        self.head = nn.Linear(mlp_layers[-1], n_actions)
+        self.hook_q_values = HookPoint()
+        self.apply(_init)
+        self.setup()
+        self.to(device)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """obs [B, 15, 7] (or [15, 7]) -> Q-values [B, 3] (or [3])."""
+        single = obs.dim() == 2
+        obs = self.hook_obs(obs[None] if single else obs)  # [B, N, F]
+        present = obs[..., 0] >= 0.5  # [B, N]; presence < 0.5 is masked
+        e_ego = self.ego_embed(obs[:, 0])  # [B, D]
+        e_others = self.others_embed(obs[:, 1:])  # [B, N-1, D]
+        e_all = torch.cat([e_ego[:, None], e_others], dim=1)  # [B, N, D]
+        combine = self.attn(e_ego, e_all, present)  # [B, D]
+        resid = self.hook_resid((combine + e_ego) / 2)  # [B, D]
+        q_values = self.hook_q_values(self.head(self.mlp(resid)))  # [B, A]
+        return q_values[0] if single else q_values
+
+
+class MLPNetwork(HookedRootModule):
+    """MLP baseline Q-network: flattened obs [B, 105] -> [128, 128] ReLU -> Q-values [B, 3]."""
+
+    def __init__(self, layers: tuple[int, ...] = (128, 128), n_vehicles: int = N_VEHICLES,
+                 n_features: int = N_FEATURES, n_actions: int = N_ACTIONS, device: str = "cpu"):
+        super().__init__()
+        self.config = dict(kind="mlp", layers=list(layers), n_vehicles=n_vehicles, n_features=n_features,
+                           n_actions=n_actions)
+        self.hook_obs = HookPoint()
+        self.mlp = MLP(n_vehicles * n_features, list(layers))
+        self.head = nn.Linear(layers[-1], n_actions)
+        self.hook_q_values = HookPoint()
+        self.apply(_init)
+        self.setup()
+        self.to(device)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """obs [B, 15, 7] (or [15, 7]) -> Q-values [B, 3] (or [3])."""
+        single = obs.dim() == 2
+        obs = self.hook_obs(obs[None] if single else obs)  # [B, N, F]
+        q_values = self.hook_q_values(self.head(self.mlp(obs.flatten(1))))  # [B, A]
+        return q_values[0] if single else q_values
+
+
+NETWORKS = {"ego_attention": EgoAttentionNetwork, "mlp": MLPNetwork}
+
+
+def build_network(config: dict[str, Any], device: str = "cpu") -> HookedRootModule:
+    """A network from its ``config`` dict (``network.config``; ``kind`` picks the class)."""
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network kind {kind!r}; choose one of {sorted(NETWORKS)}")
+    for key in ("embed_layers", "mlp_layers", "layers"):
+        if key in config:
+            config[key] = tuple(config[key])
+    return NETWORKS[kind](**config, device=device)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def q_and_attention(model: HookedRootModule, device: str = "cpu"):
+    """A callback ``obs [15, 7] -> {"q": [3], "pattern": [H, 15] or None}`` for figures of episodes."""
+
+    def fn(obs) -> dict[str, Any]:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
+        with torch.no_grad():
+            q, cache = model.run_with_cache(x, names_filter=lambda n: n == "attn.hook_pattern")
+        pattern = cache["attn.hook_pattern"][0].cpu().numpy() if "attn.hook_pattern" in cache else None
+        return {"q": q[0].cpu().numpy(), "pattern": pattern}
+
+    return fn

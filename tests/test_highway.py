@@ -1,0 +1,222 @@
+"""Tests for the intersection-v0 environment, the ego-attention / MLP Q-networks and the Double-DQN trainer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlinterp.agents import ddqn
+from rlinterp.agents.ego_attention import EgoAttentionNetwork, MLPNetwork, build_network, n_params
+from rlinterp.envs import highway as hw
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = hw.make_env(0)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def observations(env) -> np.ndarray:
+    """A few real observations (random play), [T, 15, 7]."""
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=123)
+    out = [obs]
+    for _ in range(8):
+        obs, _, term, trunc, _ = env.step(int(rng.integers(3)))
+        out.append(obs)
+        if term or trunc:
+            obs, _ = env.reset()
+    return np.stack(out)
+
+
+# ---------------------------------------------------------------- environment
+def test_env_config_is_rl_agents(env):
+    cfg = env.unwrapped.config
+    assert env.observation_space.shape == (15, 7)
+    assert env.action_space.n == 3
+    assert cfg["observation"]["absolute"] is True and cfg["observation"]["order"] == "shuffled"
+    assert cfg["observation"]["features"] == ["presence", "x", "y", "vx", "vy", "cos_h", "sin_h"]
+    assert cfg["observation"]["vehicles_count"] == 15
+    assert cfg["destination"] == "o1" and cfg["duration"] == 13 and cfg["policy_frequency"] == 1
+    assert cfg["action"]["type"] == "DiscreteMetaAction" and cfg["action"]["lateral"] is False
+    assert env.unwrapped.ACTIONS == {0: "SLOWER", 1: "IDLE", 2: "FASTER"}
+
+
+def test_env_observation_and_determinism(observations):
+    obs = observations
+    assert obs.dtype == np.float32 and np.all(np.abs(obs) <= 1)
+    assert np.all(obs[:, 0, 0] == 1)  # the ego vehicle is always present, row 0
+    assert np.all(obs[obs[..., 0] == 0] == 0)  # absent vehicles are zero rows
+    e1, e2 = hw.make_env(5), hw.make_env(5)
+    o1, o2 = e1.reset(seed=7)[0], e2.reset(seed=7)[0]
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(e1.step(2)[0], e2.step(2)[0])
+
+
+def test_env_overrides_validated():
+    with pytest.raises(ValueError, match="valid keys are.*duration"):
+        hw.make_env(0, not_a_key=1)
+    with pytest.raises(ValueError, match="render_mode"):
+        hw.make_env(0, render_mode="human")
+    assert hw.make_env(0, duration=4).unwrapped.config["duration"] == 4
+    # nested dicts merge one level deep, keeping the rl-agents observation keys
+    cfg = hw.env_config(observation={"vehicles_count": 5})
+    assert cfg["observation"]["vehicles_count"] == 5 and cfg["observation"]["order"] == "shuffled"
+
+
+def test_policies_and_episode(env):
+    with pytest.raises(ValueError, match="action must be"):
+        hw.constant_policy(3)
+    with pytest.raises(ValueError, match="policy returned"):
+        hw.run_episode(env, lambda obs: 7, seed=1)
+    ep = hw.run_episode(env, hw.constant_policy(1), seed=hw.EVAL_SEED, max_steps=3)
+    assert 1 <= ep["length"] <= 3 and len(ep["rewards"]) == ep["length"]
+    assert not (ep["arrived"] and ep["crashed"])
+    res = hw.evaluate(hw.random_policy(0), n_episodes=2, progress=False, duration=3)
+    assert res["n_episodes"] == 2 and len(res["returns"]) == 2
+    assert 0 <= res["success_rate"] <= 1 and 0 <= res["collision_rate"] <= 1 and res["mean_length"] <= 3
+
+
+# ---------------------------------------------------------------- networks
+def test_param_counts():
+    assert n_params(EgoAttentionNetwork()) == 34243  # paper: 3.4e4
+    assert n_params(MLPNetwork()) == 30467  # paper: 3.0e4
+
+
+@pytest.mark.parametrize("kind", ["ego_attention", "mlp"])
+def test_shapes_and_all_hooks_cached(kind, observations):
+    torch.manual_seed(0)
+    net = build_network({"kind": kind})
+    x = torch.as_tensor(observations)
+    q, cache = net.run_with_cache(x)
+    assert q.shape == (len(x), 3) and torch.isfinite(q).all()
+    assert net(x[0]).shape == (3,)
+    assert set(cache.keys()) == set(net.hook_dict)  # every hook point fires
+    torch.testing.assert_close(cache["hook_q_values"], q)
+    rebuilt = build_network(net.config)
+    assert type(rebuilt) is type(net)
+
+
+def test_ego_attention_hook_names_and_pattern(observations):
+    torch.manual_seed(0)
+    net = EgoAttentionNetwork()
+    x = torch.as_tensor(observations)
+    _, cache = net.run_with_cache(x)
+    expected = {"hook_obs", "ego_embed.hook_out", "others_embed.hook_out", "attn.hook_q", "attn.hook_k",
+                "attn.hook_v", "attn.hook_scores", "attn.hook_pattern", "attn.hook_head_out", "attn.hook_combine",
+                "hook_resid", "hook_q_values"}
+    expected |= {f"{m}.{i}.hook_{s}" for m in ("ego_embed", "others_embed", "mlp") for i in (0, 1)
+                 for s in ("pre", "post")}
+    assert expected <= set(cache.keys())
+    B = len(x)
+    pattern = cache["attn.hook_pattern"]
+    assert pattern.shape == (B, 2, 15)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(B, 2))
+    absent = x[:, :, 0] < 0.5  # [B, 15]
+    assert absent.any(), "the test observations should contain absent vehicles"
+    assert (pattern.masked_select(absent[:, None, :].expand_as(pattern)) == 0).all()
+    # the decomposition holds: heads sum to combine, resid is the average with the ego embedding
+    torch.testing.assert_close(cache["attn.hook_head_out"].sum(1), cache["attn.hook_combine"])
+    torch.testing.assert_close(cache["hook_resid"], (cache["attn.hook_combine"] + cache["ego_embed.hook_out"]) / 2)
+
+
+def test_permutation_equivariance(observations):
+    torch.manual_seed(0)
+    net = EgoAttentionNetwork()
+    x = torch.as_tensor(observations)
+    g = torch.Generator().manual_seed(1)
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(14, generator=g)])
+    q, cache = net.run_with_cache(x)
+    q_perm, cache_perm = net.run_with_cache(x[:, perm])
+    torch.testing.assert_close(q_perm, q, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cache_perm["attn.hook_pattern"], cache["attn.hook_pattern"][..., perm])
+    # adding an absent (all-zero) vehicle in place of a present one changes the answer; absent rows do not matter
+    x2 = x.clone()
+    absent = x2[:, :, 0] < 0.5
+    x2[absent] = torch.randn(int(absent.sum()), 7) * 0.1 * torch.tensor([0, 1, 1, 1, 1, 1, 1.0])
+    torch.testing.assert_close(net(x2), q, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- trainer
+TINY = dict(episodes=3, batch_size=8, learning_starts=8, target_update=4, checkpoint_every=2,
+            env_overrides={"duration": 4})
+
+
+def test_ddqn_tiny_run_is_deterministic():
+    torch.set_num_threads(1)
+    runs = [ddqn.train(ddqn.DDQNConfig(seed=3, **TINY), progress=False, log_every=0) for _ in range(2)]
+    assert runs[0]["curve"]["return"] == runs[1]["curve"]["return"]
+    assert len(runs[0]["curve"]["return"]) == 3 and runs[0]["grad_steps"] > 0
+    for (k, a), (_, b) in zip(runs[0]["model"].state_dict().items(), runs[1]["model"].state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_ddqn_resume(tmp_path):
+    cfg = ddqn.DDQNConfig(seed=1, **TINY)
+    first = ddqn.train(cfg, run_dir=tmp_path, progress=False, log_every=0)
+    assert (tmp_path / "last.pt").exists()
+    cfg.episodes = 5
+    resumed = ddqn.train(cfg, run_dir=tmp_path, progress=False, log_every=0)
+    assert resumed["curve"]["return"][:3] == first["curve"]["return"]
+    assert len(resumed["curve"]["return"]) == 5 and resumed["env_steps"] > first["env_steps"]
+    with pytest.raises(ValueError, match="different config"):
+        ddqn.train(ddqn.DDQNConfig(seed=2, **TINY), run_dir=tmp_path, progress=False)
+
+
+def test_ddqn_loss_decreases(env):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    buf = ddqn.ReplayBuffer(200, hw.OBS_SHAPE)
+    obs, _ = env.reset(seed=11)
+    while buf.size < 64:
+        a = int(rng.integers(3))
+        nxt, r, term, trunc, _ = env.step(a)
+        buf.add(obs, a, r, nxt, float(term))
+        obs = nxt if not (term or trunc) else env.reset()[0]
+    q_net, target = EgoAttentionNetwork(), EgoAttentionNetwork()
+    target.load_state_dict(q_net.state_dict())
+    opt = torch.optim.Adam(q_net.parameters(), lr=5e-4)
+    batch = buf.sample(64, rng, "cpu")
+    losses = []
+    for _ in range(60):
+        loss = ddqn.td_loss(q_net, target, batch, gamma=0.95)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="network must be"):
+        ddqn.DDQNConfig(network="cnn").validate()
+    with pytest.raises(ValueError, match="episodes"):
+        ddqn.DDQNConfig(episodes=0).validate()
+    with pytest.raises(ValueError, match="unknown intersection-v0 config key"):
+        ddqn.DDQNConfig(env_overrides={"durration": 3}).validate()
+    assert ddqn.epsilon(0, ddqn.DDQNConfig()) == pytest.approx(1.0)
+    assert ddqn.epsilon(15000, ddqn.DDQNConfig()) == pytest.approx(0.05 + 0.95 / np.e)
+
+
+# ---------------------------------------------------------------- shipped checkpoints
+@pytest.mark.parametrize("name", ["highway/ego_attention.pt", "highway/mlp.pt"])
+def test_shipped_checkpoints(name, observations):
+    from rlinterp.pipeline.manifest import read_manifest
+
+    if name not in read_manifest():
+        pytest.skip(f"data/{name} not trained yet")
+    model = ddqn.load_agent(name)  # verifies the sha256 against data/MANIFEST.json
+    policy = ddqn.greedy_policy(model)
+    assert all(policy(o) in (0, 1, 2) for o in observations)
+
+
+def test_headless_render_is_not_black():
+    env = hw.make_env(0, render_mode="rgb_array")
+    obs, _ = env.reset(seed=3)
+    frame = env.render()
+    assert frame.shape == (600, 600, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    ego_px = hw.world_to_pixel(env, hw.obs_positions(obs))[0]
+    assert 0 <= ego_px[0] < 600 and 0 <= ego_px[1] < 600
+    env.close()
