@@ -32,6 +32,15 @@ def test_quarto_config_follows_the_book_schema():
     assert on_disk == {a.name for a in ANALYSES}
 
 
+def test_labels_unique_across_the_book():
+    """Quarto cross-references are book-wide: a label used in two chapters is ambiguous (and breaks the PDF)."""
+    seen: dict[str, str] = {}
+    for a in ANALYSES:
+        for label in re.findall(r"^#\| label: ((?:fig|tbl)-[\w-]+)", a.source.read_text(), flags=re.M):
+            assert label not in seen, f"{label} is used in {seen[label]} and {a.name}"
+            seen[label] = a.name
+
+
 @pytest.mark.parametrize("analysis", ANALYSES, ids=lambda a: a.name)
 def test_analysis_conventions(analysis):
     text = analysis.source.read_text()

@@ -117,7 +117,7 @@ md(f"The head with the most attention on earlier rewarding steps is L{l_best}H{h
 # majority-class rate.
 
 # %%
-#| label: tbl-probes
+#| label: tbl-ad-probes
 #| tbl-cap: "Held-out accuracy of logistic probes on the residual stream (current-episode positions), with shuffled-label control and majority-class chance."
 f_cur = found[:, cur].reshape(-1)
 gx = torch.from_numpy(np.repeat(win_goal[:, 0], T)).long()
@@ -238,7 +238,7 @@ md(f"The information carried by the rewards moves from the rewarding positions t
 # These measurements sketch the goal-directed half of the model: how much the heads read the rewarding steps of
 # the context (@fig-attention; in a window where the goal was found the agent usually stays on it, so rewarding
 # steps are a large share of the keys and uniform attention is a demanding baseline), whether the goal's
-# coordinates and "goal seen" are linearly readable in the residual stream (@tbl-probes), and in which layers the
+# coordinates and "goal seen" are linearly readable in the residual stream (@tbl-ad-probes), and in which layers the
 # information is moved from the rewarding tokens to the token that acts (@fig-patching). The second and third are
 # what the sceptical reading of AD predicts for Dark Room, where one rewarding step identifies the task. What this chapter does not show is the exploration half of
 # in-context learning, i.e. how the model chooses where to go *before* any reward is seen; avoiding cells visited in

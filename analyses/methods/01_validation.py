@@ -202,7 +202,7 @@ md(f"At τ = 0.001 ACDC keeps {len(found)} edges on the leaky transformer ({', '
 # input that agrees with the reference input on its feature, and every edge outside the hypothesis carries an
 # unconditionally resampled input. The wrong hypotheses are plausible simplifications: for the MLP, each second-layer
 # neuron is claimed to read the *neighbouring* AND neurons; for the transformer, the value path is claimed to need
-# only the answer token, not where it sits. @tbl-scrub reports the loss recovered,
+# only the answer token, not where it sits. @tbl-val-scrub reports the loss recovered,
 # (L_random − L_scrubbed)/(L_random − L_orig), with 95% bootstrap intervals over reference inputs.
 
 # %%
@@ -233,7 +233,7 @@ for name, model, graph, hyp, data, loss in [
 scrub = pd.DataFrame(scrub_rows)
 
 # %%
-#| label: tbl-scrub
+#| label: tbl-val-scrub
 #| tbl-cap: "Causal scrubbing: loss recovered by the true and a wrong hypothesis (95% bootstrap intervals)."
 md_table(scrub, digits=3)
 
@@ -252,7 +252,7 @@ md(f"The true hypotheses recover {t_.recovered.min():.1%} to {t_.recovered.max()
 # F(x) − F(baseline). The numerical integral approximates this; Captum reports the gap as the convergence delta. The
 # transformer is smooth, so Gauss–Legendre quadrature converges fast. The ReLU MLP's gradient is piecewise constant
 # along the path, with jumps where a neuron switches: quadratures that put nodes on both sides of a kink are off by
-# about (jump × node spacing), while the midpoint rule is exact on every cell without a kink. @tbl-ig reports the
+# about (jump × node spacing), while the midpoint rule is exact on every cell without a kink. @tbl-val-ig reports the
 # largest |delta| over a batch, baseline all-zeros input (for the transformer: token 0 everywhere, attributions at
 # `hook_embed`).
 
@@ -270,7 +270,7 @@ ig_rows.append({"model": "Attention, 2 heads (hook_embed)", "method": "gausslege
 ig = pd.DataFrame(ig_rows)
 
 # %%
-#| label: tbl-ig
+#| label: tbl-val-ig
 #| tbl-cap: "Completeness error of Captum integrated gradients (largest |sum of attributions − (F(x) − F(baseline))|)."
 md_table(ig, digits=6)
 
@@ -309,7 +309,7 @@ probes = pd.DataFrame([
 ])
 
 # %%
-#| label: tbl-probes
+#| label: tbl-val-probes
 #| tbl-cap: "Linear probes: held-out R² or accuracy, the same probe on a control, and chance (majority class)."
 md_table(probes, digits=3)
 
@@ -344,7 +344,7 @@ timing = pd.DataFrame([
 ])
 
 # %%
-#| label: tbl-time
+#| label: tbl-val-time
 #| tbl-cap: "Run time of each circuit method on the same graph (forward passes include the activation caches; EAP and EAP-IG add one backward pass per step)."
 md_table(timing, digits=4)
 
