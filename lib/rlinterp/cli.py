@@ -5,6 +5,7 @@
     rli build [--profile smoke] [-j 2]         every analysis of _quarto.yml, then render the book
     rli render                                 quarto if on PATH, else pandoc HTML + pandoc→Typst PDF
     rli play coinflip                          play the coin-flip game against the Bayes-optimal policy and the DQN
+    rli explore ad                             interactive Algorithm-Distillation explorer (Streamlit, local)
     rli bench                                  the studies' target numbers (agent vs optimum, ...)
     rli data verify                            check every file in data/ against data/MANIFEST.json
 """
@@ -137,6 +138,23 @@ def cmd_play(args) -> int:
     return 0
 
 
+EXPLORERS = {"ad": "lib/rlinterp/explore/ad.py"}
+
+
+def cmd_explore(args) -> int:
+    """Launch a study's interactive Streamlit app (the computations behind it are plain, tested functions)."""
+    root = _root(args)
+    if args.study not in EXPLORERS:
+        print(f"no explorer for {args.study!r}; available: {', '.join(EXPLORERS)}", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "streamlit", "run", str(root / EXPLORERS[args.study]),
+           "--browser.gatherUsageStats", "false", "--server.port", str(args.port)]
+    if args.headless:
+        cmd += ["--server.headless", "true"]
+    print("running:", " ".join(cmd))
+    return subprocess.run(cmd, cwd=root).returncode
+
+
 def cmd_bench(args) -> int:
     from rlinterp.bench import bench
 
@@ -197,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh game each time)")
     s.add_argument("--no-agent", action="store_true", help="play against the Bayes-optimal policy only")
     s.set_defaults(func=cmd_play)
+
+    s = sub.add_parser("explore", help="launch a study's interactive app in the browser (Streamlit)")
+    s.add_argument("study", help="ad")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--headless", action="store_true", help="do not open a browser")
+    s.set_defaults(func=cmd_explore)
 
     s = sub.add_parser("bench", help="report the studies' target numbers")
     s.add_argument("--fast", action="store_true", help="fewer Monte-Carlo games")

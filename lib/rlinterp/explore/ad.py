@@ -1,0 +1,455 @@
+"""Algorithm Distillation explorer: edit a Dark Room context, watch the AD transformer respond.
+
+Run with ``streamlit run lib/rlinterp/explore/ad.py`` (``rli explore ad``). In the app one picks a goal, generates a
+context (the source Q-learner's history up to episode N, expert or random episodes, or nothing), edits it (erase or
+move the rewards, toggle the reward of single steps, drop episodes) and walks a path in the current episode with
+arrow buttons; the page shows the model's next-action probabilities, the attention of every layer and head from the
+current step over the context (as a strip over positions and summed per grid cell), and the readouts of linear probes
+for "goal found yet" and the goal's x/y coordinates fitted on the fly on the model's own rollouts (cached).
+
+The computation lives in plain functions (:func:`make_context`, :func:`edit_rewards`, :func:`walk`,
+:func:`context_tokens`, :func:`analyse`, :func:`fit_probes`, :func:`probe_readout`; and, for batches of edited
+contexts as in ``analyses/ad/03_rl_or_imitation.py``, :func:`set_token_rewards` and :func:`play_after`);
+:func:`main` is the thin Streamlit layer, and Streamlit is imported only there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlinterp.agents import ad_transformer as adt
+from rlinterp.agents import sources
+from rlinterp.envs import darkroom as dr
+
+SIZE, T = 9, 20
+CENTRE = np.array([SIZE // 2, SIZE // 2])
+
+
+def load_model(device: str = "cpu") -> adt.ADTransformer:
+    """The shipped AD model (``data/ad/darkroom_ad.pt``) and its training stride (``model.stride``)."""
+    from rlinterp.pipeline.manifest import load_checkpoint
+
+    ckpt = load_checkpoint("ad/darkroom_ad.pt")
+    model = adt.ADTransformer.from_checkpoint(ckpt, device)
+    model.stride = int(ckpt["log"]["stride"])
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Contexts: (E, T) arrays of obs / actions / rewards of whole past episodes + the actions of the current episode
+
+
+@dataclass
+class Context:
+    """Past episodes ``obs, actions, rewards: (E, T)`` and the room's goal (x, y) for the current episode."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    goal: np.ndarray
+
+    @property
+    def n_episodes(self) -> int:
+        return len(self.obs)
+
+
+def _check_goal(goal) -> np.ndarray:
+    g = np.asarray(goal, dtype=np.int64).reshape(-1)
+    if g.shape != (2,) or (g < 0).any() or (g >= SIZE).any():
+        raise ValueError(f"goal must be (x, y) with 0 <= x, y < {SIZE}, got {goal!r}")
+    return g
+
+
+def make_context(goal, kind: str = "source", upto: int = 40, n_episodes: int = 3, stride: int = 4,
+                 seed: int = 0) -> Context:
+    """A context of ``n_episodes`` past episodes for ``goal``.
+
+    ``kind="source"``: the Q-learner's history on this goal, episodes ``upto - (n-1) * stride, ..., upto`` (1-based,
+    as AD's training windows); ``"expert"``, ``"random"``: fresh expert / random episodes; ``"empty"``: none.
+    """
+    g = _check_goal(goal)
+    if kind not in ("source", "expert", "random", "empty"):
+        raise ValueError(f"kind must be 'source', 'expert', 'random' or 'empty', got {kind!r}")
+    if kind == "empty" or n_episodes == 0:
+        z = np.zeros((0, T), np.int64)
+        return Context(z, z.copy(), np.zeros((0, T), np.float32), g)
+    if kind == "source":
+        first = upto - (n_episodes - 1) * stride
+        if first < 1:
+            raise ValueError(f"upto must be >= {(n_episodes - 1) * stride + 1} for {n_episodes} episodes at stride "
+                             f"{stride}, got {upto}")
+        h = sources.darkroom_q_learning(g[None], upto, seed=seed)
+        idx = np.arange(first - 1, upto, stride)
+    else:
+        fn = sources.darkroom_expert if kind == "expert" else sources.darkroom_random
+        h = fn(g[None], n_episodes, seed=seed)
+        idx = np.arange(n_episodes)
+    return Context(h["obs"][0, idx], h["actions"][0, idx], h["rewards"][0, idx].astype(np.float32), g)
+
+
+def _next_cells(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """The cell each step ends in, (E, T)."""
+    x, y = obs % SIZE, obs // SIZE
+    d = dr.DELTAS[actions]
+    return np.clip(y + d[..., 1], 0, SIZE - 1) * SIZE + np.clip(x + d[..., 0], 0, SIZE - 1)
+
+
+def edit_rewards(ctx: Context, mode: str = "keep", cells=(), toggles=(), drop=()) -> Context:
+    """Edited copy of ``ctx``.
+
+    ``mode``: ``"keep"`` the rewards, ``"erase"`` them all, or ``"cells"``: reward exactly the steps that end on one
+    of ``cells`` ((x, y) pairs). ``toggles``: (episode, step) pairs whose reward is flipped afterwards. ``drop``:
+    episode indices removed. The room's goal is unchanged (set ``ctx.goal`` to move it).
+    """
+    if mode not in ("keep", "erase", "cells"):
+        raise ValueError(f"mode must be 'keep', 'erase' or 'cells', got {mode!r}")
+    r = ctx.rewards.copy()
+    if mode == "erase":
+        r[:] = 0
+    elif mode == "cells":
+        ends = _next_cells(ctx.obs, ctx.actions)
+        ids = [int(_check_goal(c)[1] * SIZE + _check_goal(c)[0]) for c in cells]
+        r = np.isin(ends, ids).astype(np.float32)
+    for e, t in toggles:
+        if not (0 <= e < ctx.n_episodes and 0 <= t < T):
+            raise ValueError(f"toggle (episode, step) must lie in [0, {ctx.n_episodes - 1}] x [0, {T - 1}], got {(e, t)}")
+        r[e, t] = 1 - r[e, t]
+    keep = [e for e in range(ctx.n_episodes) if e not in set(drop)]
+    return Context(ctx.obs[keep], ctx.actions[keep], r[keep], ctx.goal.copy())
+
+
+def walk(goal, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The current episode so far: play ``actions`` from the centre in a room with ``goal``.
+
+    Returns (obs (n+1,) including the cell the agent is in now, rewards (n,), positions (n+1, 2)).
+    """
+    g = _check_goal(goal)
+    actions = [int(a) for a in actions]
+    if len(actions) >= T:
+        raise ValueError(f"the current episode has at most {T - 1} steps before the query step, got {len(actions)}")
+    env = dr.BatchedDarkRoom(g[None], SIZE, T)
+    obs, rew, pos = [int(env.reset()[0])], [], [env.pos[0].copy()]
+    for a in actions:
+        s, r, _ = env.step(np.array([a]))
+        obs.append(int(s[0]))
+        rew.append(float(r[0]))
+        pos.append(env.pos[0].copy())
+    return np.array(obs), np.array(rew, np.float32), np.array(pos)
+
+
+def context_tokens(ctx: Context, current_actions, n_ctx_episodes: int = 4) -> np.ndarray:
+    """Token ids (1, L): the last ``K - 1`` past episodes, then the current episode up to the query step (last)."""
+    obs, rew, _ = walk(ctx.goal, current_actions)
+    cur_a = np.array(list(current_actions) + [0], np.int64)  # the query step's own action is not in its token
+    cur_r = np.concatenate([rew, [0.0]])
+    past = slice(max(0, ctx.n_episodes - (n_ctx_episodes - 1)), ctx.n_episodes)
+    o = np.concatenate([ctx.obs[past].reshape(-1), obs])
+    a = np.concatenate([ctx.actions[past].reshape(-1), cur_a])
+    r = np.concatenate([ctx.rewards[past].reshape(-1), cur_r])
+    return adt.pack_tokens(o[None], a[None], r[None], SIZE * SIZE, len(dr.ACTIONS), T)
+
+
+@torch.no_grad()
+def analyse(model: adt.ADTransformer, tokens: np.ndarray) -> dict:
+    """Forward pass with cache. Returns ``probs`` (A,) at the last position, ``patterns`` (L, H, pos) of the last
+    position's attention, ``resid`` (L, d_model) residual stream after each block at the last position, ``obs``,
+    ``prev_reward`` (pos,) of the tokens."""
+    tok = torch.from_numpy(np.asarray(tokens)).to(model.cfg.device)
+    logits, cache = model.run_with_cache(tok)
+    L = model.cfg.n_layers
+    obs, _, pr = adt.unpack_tokens(tok[0].cpu(), model.ad_cfg.n_actions)
+    return {"probs": torch.softmax(logits[0, -1].float(), -1).cpu().numpy(),
+            "patterns": torch.stack([cache[f"blocks.{l}.attn.hook_pattern"][0, :, -1] for l in range(L)]).cpu().numpy(),
+            "resid": torch.stack([cache[f"blocks.{l}.hook_resid_post"][0, -1] for l in range(L)]).cpu().numpy(),
+            "obs": obs.numpy(), "prev_reward": pr.numpy()}
+
+
+def attention_on_grid(pattern: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Attention (pos,) summed per grid cell of the attended tokens, (SIZE, SIZE) indexed [y, x]."""
+    grid = np.zeros(SIZE * SIZE)
+    np.add.at(grid, obs, pattern)
+    return grid.reshape(SIZE, SIZE)
+
+
+def set_token_rewards(tokens: np.ndarray, rewarded: np.ndarray, n_actions: int = 5, episode_len: int = T) -> np.ndarray:
+    """Copy of context ``tokens`` (n, L) whose previous-reward flag is 1 exactly at the tokens (not episode starts)
+    whose cell is rewarded; ``rewarded``: (n, n_cells) bool. Cells and actions are unchanged."""
+    tokens = np.asarray(tokens, np.int64)
+    rewarded = np.asarray(rewarded, bool)
+    if rewarded.ndim != 2 or len(rewarded) != len(tokens):
+        raise ValueError(f"rewarded must be (n, n_cells) bool with n = {len(tokens)} contexts, got {rewarded.shape}")
+    obs, pa, _ = (t.numpy() for t in adt.unpack_tokens(torch.from_numpy(tokens), n_actions))
+    start = (np.arange(tokens.shape[1]) % episode_len == 0)[None]
+    pr = (rewarded[np.arange(len(tokens))[:, None], obs] & ~start).astype(np.int64)
+    return (obs * (n_actions + 1) + pa) * 2 + pr
+
+
+@torch.no_grad()
+def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int = 1, temperature: float = 1.0,
+               seed: int = 0) -> dict[str, np.ndarray]:
+    """The model plays one episode after the fixed context ``prefix`` (m, P tokens; its last ``K - 1`` episodes are
+    kept) in rooms whose goals are ``goals`` (m, 2), ``n_plays`` sampled plays per context.
+
+    Returns ``cells`` (m, n_plays, T): the cell each step ends in; ``rewards`` (m, n_plays, T); ``p0`` (m, A): the
+    action probabilities at the first step (the same for every play).
+    """
+    cfg = model.ad_cfg
+    K, Te, A = cfg.n_ctx_episodes, cfg.episode_len, cfg.n_actions
+    prefix = np.asarray(prefix, np.int64)
+    if prefix.ndim != 2 or prefix.shape[1] % Te or prefix.shape[1] < (K - 1) * Te:
+        raise ValueError(f"prefix must be (m, E * {Te}) tokens of E >= {K - 1} whole episodes, got {prefix.shape}")
+    m = len(prefix)
+    pre = np.repeat(prefix[:, prefix.shape[1] - (K - 1) * Te:], n_plays, 0)
+    env = dr.BatchedDarkRoom(np.repeat(np.asarray(goals), n_plays, 0), cfg.grid_size, Te)
+    if env.B != len(pre):
+        raise ValueError(f"goals must be (m, 2) with m = {m} (one per context), got {np.asarray(goals).shape}")
+    gen = torch.Generator().manual_seed(seed)
+    cur = np.zeros((len(pre), Te), np.int64)
+    cells, rew = np.zeros((len(pre), Te), np.int64), np.zeros((len(pre), Te), np.float32)
+    s, pa, pr = env.reset(), np.full(len(pre), A), np.zeros(len(pre), np.int64)
+    for t in range(Te):
+        cur[:, t] = (s * (A + 1) + pa) * 2 + pr
+        lg = model(torch.from_numpy(np.concatenate([pre, cur[:, :t + 1]], 1)).to(model.cfg.device))[:, -1]
+        if t == 0:
+            p0 = torch.softmax(lg.float(), -1).cpu().numpy()
+        a = adt._choose(lg, temperature, gen)
+        s, r, _ = env.step(a)
+        cells[:, t], rew[:, t] = s, r
+        pa, pr = a, r.astype(np.int64)
+    return {"cells": cells.reshape(m, n_plays, Te), "rewards": rew.reshape(m, n_plays, Te),
+            "p0": p0.reshape(m, n_plays, A)[:, 0]}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Probes fitted on the fly on the model's own rollouts
+
+
+@dataclass
+class Probe:
+    """Multinomial logistic probe on standardised activations: ``softmax(((x - mu) / sd) @ W + b)``."""
+
+    mu: torch.Tensor
+    sd: torch.Tensor
+    W: torch.Tensor
+    b: torch.Tensor
+    accuracy: float  # held-out
+    chance: float  # majority class on the held-out set
+
+    def predict(self, x) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(-1, len(self.mu))
+        return torch.softmax(((x - self.mu) / self.sd) @ self.W + self.b, -1).numpy()
+
+
+def _fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int, seed: int) -> Probe:
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(X), generator=g)
+    n_te = max(1, len(X) // 4)
+    te, tr = perm[:n_te], perm[n_te:]
+    mu, sd = X[tr].mean(0), X[tr].std(0).clamp_min(1e-6)
+    Xs = (X - mu) / sd
+    W = torch.zeros(X.shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(Xs[tr] @ W + b, y[tr]) + 1e-3 * (W ** 2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    acc = float(((Xs[te] @ W + b).argmax(-1) == y[te]).float().mean())
+    chance = float(torch.bincount(y[te], minlength=n_classes).max() / len(te))
+    return Probe(mu, sd, W.detach(), b.detach(), acc, chance)
+
+
+@torch.no_grad()
+def fit_probes(model: adt.ADTransformer, n_episodes: int = 4, steps: int = 50, seed: int = 0) -> dict:
+    """Per layer, probes at the residual stream after each block: ``found`` (a reward at or before this position,
+    2 classes) and, where found, ``goal_x``/``goal_y`` (9 classes). Data: the model's sampled rollouts on all 81 goals,
+    windows of K episodes, positions of the last episode. Returns {"found": [Probe per layer], "goal_x": ..., ...}."""
+    K = model.ad_cfg.n_ctx_episodes
+    if n_episodes < K:
+        raise ValueError(f"n_episodes must be >= {K} (the context length in episodes), got {n_episodes}")
+    cells = np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="xy"), -1).reshape(-1, 2)
+    hist = adt.rollout_darkroom(model, cells, n_episodes=n_episodes, temperature=1.0, seed=seed)
+    toks = np.concatenate([hist["tokens"][:, s * T:(s + K) * T] for s in range(n_episodes - K + 1)])
+    gl = np.concatenate([cells for _ in range(n_episodes - K + 1)])
+    tok = torch.from_numpy(toks).to(model.cfg.device)
+    _, cache = model.run_with_cache(tok, names_filter=lambda n: n.endswith("hook_resid_post"))
+    _, _, pr = adt.unpack_tokens(tok.cpu(), model.ad_cfg.n_actions)
+    cur = slice((K - 1) * T, K * T)
+    found = (pr.cumsum(1) > 0)[:, cur].reshape(-1)
+    gx = torch.from_numpy(np.repeat(gl[:, 0], T))
+    gy = torch.from_numpy(np.repeat(gl[:, 1], T))
+    out = {"found": [], "goal_x": [], "goal_y": []}
+    for l in range(model.cfg.n_layers):
+        X = cache[f"blocks.{l}.hook_resid_post"][:, cur].reshape(-1, model.cfg.d_model).float().cpu()
+        out["found"].append(_fit_logistic(X, found.long(), 2, steps, seed))
+        out["goal_x"].append(_fit_logistic(X[found], gx[found], SIZE, steps, seed))
+        out["goal_y"].append(_fit_logistic(X[found], gy[found], SIZE, steps, seed))
+    return out
+
+
+def probe_readout(probes: dict, resid: np.ndarray) -> list[dict]:
+    """Per layer: P(goal found), the probes' goal (x, y), and the goal-location map (SIZE, SIZE) [y, x]."""
+    rows = []
+    for l, r in enumerate(resid):
+        px, py = probes["goal_x"][l].predict(r)[0], probes["goal_y"][l].predict(r)[0]
+        rows.append({"layer": l, "P(found)": float(probes["found"][l].predict(r)[0, 1]),
+                     "goal x": int(px.argmax()), "goal y": int(py.argmax()),
+                     "found acc": probes["found"][l].accuracy, "x acc": probes["goal_x"][l].accuracy,
+                     "y acc": probes["goal_y"][l].accuracy, "map": np.outer(py, px)})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Drawing (matplotlib) and the Streamlit page
+
+
+def draw_context(ctx: Context, cur_pos: np.ndarray, attention_grid: np.ndarray | None = None):
+    """Grid figure: visits of the past episodes (grey), rewarded cells (red), the room's goal (gold star), the current
+    path (blue) and, optionally, attention summed per cell (contours)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.8, 3.8))
+    visits = np.zeros(SIZE * SIZE)
+    np.add.at(visits, _next_cells(ctx.obs, ctx.actions).reshape(-1), 1)
+    ax.imshow(visits.reshape(SIZE, SIZE) if attention_grid is None else attention_grid, cmap="Greys" if
+              attention_grid is None else "viridis", origin="upper")
+    ends = _next_cells(ctx.obs, ctx.actions)[ctx.rewards > 0]
+    for c in np.unique(ends):
+        ax.add_patch(plt.Rectangle((c % SIZE - 0.5, c // SIZE - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    ax.plot(ctx.goal[0], ctx.goal[1], "*", color="gold", ms=14, mec="k")
+    ax.plot(cur_pos[:, 0], cur_pos[:, 1], "-o", color="tab:blue", ms=3)
+    ax.plot(cur_pos[-1, 0], cur_pos[-1, 1], "o", color="tab:blue", ms=10, mfc="none", mew=2)
+    ax.set_xticks(range(SIZE))
+    ax.set_yticks(range(SIZE))
+    ax.set_title("context" if attention_grid is None else "attention per cell", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _cached_probes(model: adt.ADTransformer) -> dict:
+    """:func:`fit_probes` once per Streamlit server (the model argument is not hashed)."""
+    import streamlit as st
+
+    @st.cache_resource(show_spinner="fitting probes on the model's rollouts ...")
+    def cached(_model):
+        return fit_probes(_model)
+
+    return cached(model)
+
+
+def main() -> None:  # pragma: no cover - exercised by tests/test_ad_explorer.py through AppTest
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import streamlit as st
+
+    st.set_page_config(page_title="AD explorer", layout="wide")
+    st.title("Algorithm Distillation explorer (Dark Room)")
+    torch.set_num_threads(1)
+    model = st.cache_resource(load_model)()
+    K = model.ad_cfg.n_ctx_episodes
+    ss = st.session_state
+    ss.setdefault("path", [])
+    ss.setdefault("toggles", [])
+
+    with st.sidebar:
+        st.header("Context")
+        gx = st.number_input("goal x", 0, SIZE - 1, 1, key="goal_x")
+        gy = st.number_input("goal y", 0, SIZE - 1, 1, key="goal_y")
+        kind = st.selectbox("past episodes from", ["source", "expert", "random", "empty"], key="kind")
+        upto = st.number_input("source: up to episode N", (K - 2) * model.stride + 1, 120, 40, key="upto")
+        seed = st.number_input("seed", 0, 10_000, 0, key="seed")
+        st.header("Edit rewards")
+        mode = st.radio("rewards", ["keep", "erase", "cells"], key="mode",
+                        format_func={"keep": "as generated", "erase": "erase all",
+                                     "cells": "only on the cells below"}.get)
+        cells_txt = st.text_input("rewarded cells: x,y; x,y", "4,2", key="cells")
+        te = st.number_input("toggle reward: episode", 0, K - 2, 0, key="tog_e")
+        tt = st.number_input("toggle reward: step", 0, T - 1, 0, key="tog_t")
+        if st.button("toggle", key="toggle"):
+            ss.toggles.append((int(te), int(tt)))
+        if st.button("clear toggles", key="clear_toggles"):
+            ss.toggles = []
+        drop = st.multiselect("drop past episodes", list(range(K - 1)), key="drop")
+
+    try:
+        cells = [tuple(int(v) for v in c.split(",")) for c in cells_txt.split(";") if c.strip()]
+        base = st.cache_data(make_context)((int(gx), int(gy)), kind, int(upto), K - 1, model.stride, int(seed))
+        toggles = [t for t in ss.toggles if t[0] < base.n_episodes]
+        ctx = edit_rewards(base, mode, cells, toggles, drop)
+    except ValueError as err:
+        st.error(f"Cannot build this context: {err}")
+        st.stop()
+
+    st.subheader("Current episode: walk a path (the model is queried at the agent's current cell)")
+    cols = st.columns(7)
+    for i, name in enumerate(dr.ACTIONS):
+        if cols[i].button(name, key=f"act_{name}") and len(ss.path) < T - 1:
+            ss.path.append(i)
+    if cols[5].button("undo", key="undo") and ss.path:
+        ss.path.pop()
+    if cols[6].button("clear path", key="clear_path"):
+        ss.path = []
+
+    _, cur_rew, cur_pos = walk(ctx.goal, ss.path)
+    tokens = context_tokens(ctx, ss.path, K)
+    res = analyse(model, tokens)
+    probes = _cached_probes(model)
+    readout = probe_readout(probes, res["resid"])
+
+    c1, c2, c3 = st.columns([1, 1, 1.2])
+    with c1:
+        st.pyplot(draw_context(ctx, cur_pos))
+        st.caption(f"{ctx.n_episodes} past episodes, {int(ctx.rewards.sum())} rewarded steps; current step "
+                   f"{len(ss.path)}, reward so far {cur_rew.sum():.0f}. Red squares: rewarded cells in the context; "
+                   f"star: the room's goal.")
+    with c2:
+        st.markdown("**Next-action probabilities**")
+        probs = pd.DataFrame({"action": list(dr.ACTIONS), "probability": res["probs"]})
+        st.dataframe(probs.style.format({"probability": "{:.3f}"}), hide_index=True, key="probs_table")
+        st.markdown(f"Most likely: **{dr.ACTIONS[int(res['probs'].argmax())]}** "
+                    f"({res['probs'].max():.2f})")
+    with c3:
+        st.markdown("**Probe readouts at the current step** (fitted on the model's own rollouts)")
+        st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k != "map"} for r in readout]),
+                     hide_index=True, key="probe_table")
+        layer_p = st.selectbox("goal-location map of layer", list(range(len(readout))), len(readout) - 1,
+                               key="probe_layer")
+        fig, ax = plt.subplots(figsize=(3, 3))
+        ax.imshow(readout[layer_p]["map"], cmap="magma", origin="upper")
+        ax.plot(ctx.goal[0], ctx.goal[1], "*", color="gold", ms=12, mec="k")
+        ax.set_title(f"P(goal at cell), after block {layer_p}", fontsize=9)
+        st.pyplot(fig)
+
+    st.subheader("Attention from the current step")
+    L, H, P = res["patterns"].shape
+    a1, a2 = st.columns([2, 1])
+    with a1:
+        fig, axes = plt.subplots(L, 1, figsize=(10, 1.1 * L + 0.6), squeeze=False)
+        for l in range(L):
+            axes[l, 0].imshow(res["patterns"][l], aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            for b in range(T, P, T):
+                axes[l, 0].axvline(b - 0.5, color="w", ls=":", lw=1)
+            for k in np.nonzero(res["prev_reward"])[0]:
+                axes[l, 0].plot([k, k], [-0.5, -0.1], color="r", lw=3)
+            axes[l, 0].set_yticks(range(H), [f"L{l}H{h}" for h in range(H)], fontsize=7)
+        axes[-1, 0].set_xlabel("key position (dotted: episode boundaries; red: rewarded steps)")
+        fig.tight_layout()
+        st.pyplot(fig)
+    with a2:
+        lh = st.selectbox("head (attention per grid cell)", [f"L{l}H{h}" for l in range(L) for h in range(H)],
+                          key="head")
+        l, h = int(lh[1]), int(lh[3])
+        st.pyplot(draw_context(ctx, cur_pos, attention_on_grid(res["patterns"][l, h], res["obs"])))
+    plt.close("all")
+
+
+if __name__ == "__main__":
+    main()
