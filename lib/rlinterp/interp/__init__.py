@@ -2,12 +2,14 @@
 
 ``graph`` (nodes/edges/edge masks) · ``patching`` (resample/mean/zero ablation; metrics) · ``attribution``
 (attribution patching, EAP, EAP-IG) · ``acdc`` (ACDC, threshold sweeps, ROC AUC) · ``scrubbing`` (causal scrubbing) ·
-``attributions`` (Captum by hook name) · ``probes`` · ``lens`` (logit lens) · ``featvis`` · ``circuits`` (drawing).
+``attributions`` (Captum by hook name) · ``probes`` · ``lens`` (logit lens) · ``featvis`` · ``circuits`` (drawing) ·
+``editing`` (ablations, attention masks, steering).
 """
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
 from rlinterp.interp.attribution import attribution_patching, eap, eap_ig
 from rlinterp.interp.attributions import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
 from rlinterp.interp.circuits import draw_circuit
+from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer
 from rlinterp.interp.featvis import maximize_continuous, maximize_discrete
 from rlinterp.interp.graph import Circuit, Edge, EdgeGroup, Graph, Node, get_graph, mlp_graph, transformer_graph
 from rlinterp.interp.lens import logit_lens
@@ -23,4 +25,5 @@ __all__ = [
     "maximize_discrete", "Circuit", "Edge", "EdgeGroup", "Graph", "Node", "get_graph", "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
     "patch_edges", "patch_nodes", "restored_metric", "fit_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
+    "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",
 ]
