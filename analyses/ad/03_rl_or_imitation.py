@@ -218,10 +218,6 @@ md(f"Matched by state visitation, the best-matching source episode grows by "
 rng = np.random.default_rng(seed + 3)
 
 
-def repack(obs: np.ndarray, pa: np.ndarray, pr: np.ndarray) -> np.ndarray:
-    return (obs * (A + 1) + pa) * 2 + pr
-
-
 def tokens_of(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
     """Histories (n, E, T) -> context tokens (n, E*T)."""
     n = len(obs)
@@ -279,7 +275,7 @@ tel = set_rewards(ctx_late, np.zeros((B, S), bool))
 p_tel = (K - 2) * T + T // 2
 obs_, pa_, pr_ = (t.numpy() for t in adt.unpack_tokens(torch.from_numpy(tel), A))
 obs_[:, p_tel], pr_[:, p_tel] = unvis, 1
-conds["late, reward at unvisited cell"] = (repack(obs_, pa_, pr_), np.stack([unvis % G, unvis // G], -1))
+conds["late, reward at unvisited cell"] = (adt.step_token(obs_, pa_, pr_, A), np.stack([unvis % G, unvis // G], -1))
 conds["late, two rewarded cells"] = (set_rewards(ctx_late, onehot(g_cell) | onehot(cell(mid))), mid)
 conds["shuffled order"] = (np.concatenate([ctx_late[:, :T], ctx_early[:, T:]], 1), goals)
 conds["early, true"] = (ctx_early, goals)

@@ -41,6 +41,11 @@ from rlinterp.envs.darkroom import BatchedBandit, BatchedDarkRoom, _check_int
 # Tokens
 
 
+def step_token(obs, prev_action, prev_reward, n_actions: int):
+    """The token id of one step: ``((o_t * (A+1)) + a_{t-1}) * 2 + r_{t-1}`` (arrays or ints, numpy or torch)."""
+    return (obs * (n_actions + 1) + prev_action) * 2 + prev_reward
+
+
 def pack_tokens(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_obs: int, n_actions: int,
                 episode_len: int | None) -> np.ndarray:
     """Token ids (..., L) of steps (..., L): ``((o_t * (A+1)) + a_{t-1}) * 2 + r_{t-1}``.
@@ -61,7 +66,7 @@ def pack_tokens(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_obs
         start = (np.arange(obs.shape[-1]) % episode_len) == 0
         pa = np.where(start, n_actions, pa)
         pr = np.where(start, 0, pr)
-    return (obs * (n_actions + 1) + pa) * 2 + pr
+    return step_token(obs, pa, pr, n_actions)
 
 
 def unpack_tokens(tokens: torch.Tensor, n_actions: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -281,7 +286,7 @@ def rollout_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 
         for t in range(T):
             pa = act[:, e, t - 1] if t > 0 else np.full(B, cfg.n_actions)
             pr = rew[:, e, t - 1].astype(np.int64) if t > 0 else np.zeros(B, np.int64)
-            tokens[:, e * T + t] = (s * (cfg.n_actions + 1) + pa) * 2 + pr
+            tokens[:, e * T + t] = step_token(s, pa, pr, cfg.n_actions)
             start = max(0, e - K + 1) * T
             ctx = torch.from_numpy(tokens[:, start:e * T + t + 1]).to(device)
             a = _choose(model(ctx)[:, -1], temperature, gen)

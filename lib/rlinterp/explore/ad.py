@@ -184,7 +184,7 @@ def set_token_rewards(tokens: np.ndarray, rewarded: np.ndarray, n_actions: int =
     obs, pa, _ = (t.numpy() for t in adt.unpack_tokens(torch.from_numpy(tokens), n_actions))
     start = (np.arange(tokens.shape[1]) % episode_len == 0)[None]
     pr = (rewarded[np.arange(len(tokens))[:, None], obs] & ~start).astype(np.int64)
-    return (obs * (n_actions + 1) + pa) * 2 + pr
+    return adt.step_token(obs, pa, pr, n_actions)
 
 
 @torch.no_grad()
@@ -211,7 +211,7 @@ def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int
     cells, rew = np.zeros((len(pre), Te), np.int64), np.zeros((len(pre), Te), np.float32)
     s, pa, pr = env.reset(), np.full(len(pre), A), np.zeros(len(pre), np.int64)
     for t in range(Te):
-        cur[:, t] = (s * (A + 1) + pa) * 2 + pr
+        cur[:, t] = adt.step_token(s, pa, pr, A)
         lg = model(torch.from_numpy(np.concatenate([pre, cur[:, :t + 1]], 1)).to(model.cfg.device))[:, -1]
         if t == 0:
             p0 = torch.softmax(lg.float(), -1).cpu().numpy()
