@@ -63,7 +63,6 @@ from rlinterp.interp.editing import (
     run_edited,
     steer,
 )
-from rlinterp.interp.graph import EdgeGroup, Graph, Node
 from rlinterp.interp.patching import mse_metric, restored_metric
 from rlinterp.pipeline.report import md, md_table
 
@@ -308,42 +307,7 @@ md(f"The direction has norm {direction.norm():.2f} (the residual's mean norm is 
 # clean − corrupted Q-value difference restored when every edge outside it carries its corrupted value.
 
 # %%
-def ego_attention_graph(model, resid_to_q: bool = False, neurons: bool = True) -> Graph:
-    """E, heads → R; R → MLP neurons → Q (``neurons``; else one node per MLP layer), or R → Q through the whole
-    output MLP (``resid_to_q``)."""
-    H = model.attn.n_heads
-    E = [Node("E", "ego_embed.hook_out", (), 0, "E")]
-    heads = [Node(f"A{h}", "attn.hook_head_out", (h,), 0, f"A{h}", 1) for h in range(H)]
-    R = [Node("R", "hook_resid", (), 1, "R")]
-    groups = [EdgeGroup("ego_embed.hook_out", "hook_resid", E, R, lambda a: a.unsqueeze(-2) / 2, dst_unsqueeze=True),
-              EdgeGroup("attn.hook_head_out", "hook_resid", heads, R, lambda a: a / 2, dst_unsqueeze=True)]
-    if resid_to_q:
-        Qn = [Node("Q", "hook_q_values", (), 2, "Q")]
-        readout = lambda a: model.head(model.mlp(a)).unsqueeze(-2)
-        return Graph(groups + [EdgeGroup("hook_resid", "hook_q_values", R, Qn, readout, dst_unsqueeze=True)])
-    W0, W1 = model.mlp.get_submodule("0").linear.weight.detach(), model.mlp.get_submodule("1").linear.weight.detach()
-    Wh = model.head.weight.detach()
-    if not neurons:
-        M0, M1 = Node("M0", "mlp.0.hook_pre", (), 2, "M0"), Node("M1", "mlp.1.hook_pre", (), 3, "M1")
-        M0o, M1o = Node("M0", "mlp.0.hook_post", (), 2, "M0"), Node("M1", "mlp.1.hook_post", (), 3, "M1")
-        lin = lambda W: lambda a: (a @ W.T).unsqueeze(-2)
-        return Graph(groups + [
-            EdgeGroup("hook_resid", "mlp.0.hook_pre", R, [M0], lin(W0), dst_unsqueeze=True),
-            EdgeGroup("mlp.0.hook_post", "mlp.1.hook_pre", [M0o], [M1], lin(W1), dst_unsqueeze=True),
-            EdgeGroup("mlp.1.hook_post", "hook_q_values", [M1o], [Node("Q", "hook_q_values", (), 4, "Q")], lin(Wh),
-                      dst_unsqueeze=True)])
-    m0 = [Node(f"M0.{j}", "mlp.0.hook_pre", (j,), 2, f"M0.{j}") for j in range(W0.shape[0])]
-    m0_out = [Node(f"M0.{j}", "mlp.0.hook_post", (j,), 2, f"M0.{j}") for j in range(W0.shape[0])]
-    m1 = [Node(f"M1.{j}", "mlp.1.hook_pre", (j,), 3, f"M1.{j}") for j in range(W1.shape[0])]
-    m1_out = [Node(f"M1.{j}", "mlp.1.hook_post", (j,), 3, f"M1.{j}") for j in range(W1.shape[0])]
-    q = [Node(f"Q.{a}", "hook_q_values", (i,), 4, f"Q.{a}") for i, a in enumerate(hw.ACTIONS)]
-    groups += [EdgeGroup("hook_resid", "mlp.0.hook_pre", R, m0, lambda a: (a @ W0.T).unsqueeze(-2), "neuron"),
-               EdgeGroup("mlp.0.hook_post", "mlp.1.hook_pre", m0_out, m1, lambda a: a.unsqueeze(-1) * W1.T, "neuron"),
-               EdgeGroup("mlp.1.hook_post", "hook_q_values", m1_out, q, lambda a: a.unsqueeze(-1) * Wh.T, "neuron")]
-    return Graph(groups)
-
-
-graph = ego_attention_graph(model, neurons=neuron_graph)
+graph = model.graph(neurons=neuron_graph)
 sub = torch.as_tensor(rng.permutation(len(X))[:n_circuit_states], device=device)
 Xs, Qs = X[sub], Q[sub]
 Xc = Xs[torch.as_tensor(rng.permutation(len(Xs)), device=device)]  # corrupted: other visited states
@@ -486,7 +450,7 @@ HYPS = {
     "exact ego + heading of a random vehicle (wrong)": hyp(f_ego_exact, f_wrong),
     "exact ego + heads free": hyp(f_ego_exact, None),
 }
-sgraph = ego_attention_graph(model, resid_to_q=True)
+sgraph = model.graph(resid_to_q=True)
 def loss_action(out, x):
     with torch.no_grad():
         return (out.argmax(-1) != model(x).argmax(-1)).float()

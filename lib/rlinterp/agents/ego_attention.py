@@ -157,6 +157,49 @@ class EgoAttentionNetwork(HookedRootModule):
         q_values = self.hook_q_values(self.head(self.mlp(resid)))  # [B, A]
         return q_values[0] if single else q_values
 
+    def graph(self, resid_to_q: bool = False, neurons: bool = True):
+        """The computational graph for circuit discovery and causal scrubbing (:mod:`rlinterp.interp.graph`).
+
+        Sources: the ego embedding E and each head's output A<h> (what flows into the residual R = (combine + E)/2);
+        then R → output-MLP neurons → Q-values (``neurons``; else one node per MLP layer), or R → Q through the whole
+        output MLP (``resid_to_q``). The heads are sources, not edges: their q/k/v inputs are split per head and pass
+        through a softmax, so they are not sums of per-source contributions (attention to single vehicles is tested
+        by masking instead, :func:`rlinterp.interp.editing.mask_attention`).
+        """
+        from rlinterp.envs.highway import ACTIONS
+        from rlinterp.interp.graph import EdgeGroup, Graph, Node
+
+        H = self.attn.n_heads
+        E = [Node("E", "ego_embed.hook_out", (), 0, "E")]
+        heads = [Node(f"A{h}", "attn.hook_head_out", (h,), 0, f"A{h}", 1) for h in range(H)]
+        R = [Node("R", "hook_resid", (), 1, "R")]
+        groups = [EdgeGroup("ego_embed.hook_out", "hook_resid", E, R, lambda a: a.unsqueeze(-2) / 2, dst_unsqueeze=True),
+                  EdgeGroup("attn.hook_head_out", "hook_resid", heads, R, lambda a: a / 2, dst_unsqueeze=True)]
+        if resid_to_q:
+            Qn = [Node("Q", "hook_q_values", (), 2, "Q")]
+            readout = lambda a: self.head(self.mlp(a)).unsqueeze(-2)
+            return Graph(groups + [EdgeGroup("hook_resid", "hook_q_values", R, Qn, readout, dst_unsqueeze=True)])
+        W0, W1 = self.mlp.get_submodule("0").linear.weight.detach(), self.mlp.get_submodule("1").linear.weight.detach()
+        Wh = self.head.weight.detach()
+        if not neurons:
+            M0, M1 = Node("M0", "mlp.0.hook_pre", (), 2, "M0"), Node("M1", "mlp.1.hook_pre", (), 3, "M1")
+            M0o, M1o = Node("M0", "mlp.0.hook_post", (), 2, "M0"), Node("M1", "mlp.1.hook_post", (), 3, "M1")
+            lin = lambda W: lambda a: (a @ W.T).unsqueeze(-2)
+            return Graph(groups + [
+                EdgeGroup("hook_resid", "mlp.0.hook_pre", R, [M0], lin(W0), dst_unsqueeze=True),
+                EdgeGroup("mlp.0.hook_post", "mlp.1.hook_pre", [M0o], [M1], lin(W1), dst_unsqueeze=True),
+                EdgeGroup("mlp.1.hook_post", "hook_q_values", [M1o], [Node("Q", "hook_q_values", (), 4, "Q")], lin(Wh),
+                          dst_unsqueeze=True)])
+        m0 = [Node(f"M0.{j}", "mlp.0.hook_pre", (j,), 2, f"M0.{j}") for j in range(W0.shape[0])]
+        m0_out = [Node(f"M0.{j}", "mlp.0.hook_post", (j,), 2, f"M0.{j}") for j in range(W0.shape[0])]
+        m1 = [Node(f"M1.{j}", "mlp.1.hook_pre", (j,), 3, f"M1.{j}") for j in range(W1.shape[0])]
+        m1_out = [Node(f"M1.{j}", "mlp.1.hook_post", (j,), 3, f"M1.{j}") for j in range(W1.shape[0])]
+        q = [Node(f"Q.{a}", "hook_q_values", (i,), 4, f"Q.{a}") for i, a in enumerate(ACTIONS)]
+        groups += [EdgeGroup("hook_resid", "mlp.0.hook_pre", R, m0, lambda a: (a @ W0.T).unsqueeze(-2), "neuron"),
+                   EdgeGroup("mlp.0.hook_post", "mlp.1.hook_pre", m0_out, m1, lambda a: a.unsqueeze(-1) * W1.T, "neuron"),
+                   EdgeGroup("mlp.1.hook_post", "hook_q_values", m1_out, q, lambda a: a.unsqueeze(-1) * Wh.T, "neuron")]
+        return Graph(groups)
+
 
 class MLPNetwork(HookedRootModule):
     """MLP baseline Q-network: flattened obs [B, 105] -> [128, 128] ReLU -> Q-values [B, 3]."""
