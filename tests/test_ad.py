@@ -8,8 +8,8 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from rlinterp.agents import sources
-from rlinterp.agents.ad_transformer import (ADConfig, ADTransformer, WindowSampler, pack_tokens, rollout_darkroom,
-                                            unpack_tokens)
+from rlinterp.agents.ad_transformer import (ADConfig, ADTransformer, WindowSampler, fit_darkroom, pack_tokens,
+                                            rollout_darkroom, unpack_tokens)
 from rlinterp.envs import darkroom as dr
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -48,8 +48,10 @@ def test_darkroom_dynamics(goal):
 def test_oracle_is_optimal_and_matches_batched_env():
     tr, te = dr.darkroom_goal_split()
     assert len(tr) + len(te) == 81 and len({tuple(g) for g in np.concatenate([tr, te])}) == 81
+    every = np.concatenate([tr, te])  # all 81 goals, the centre (return 20: every no-op pays) included
+    hist = sources.darkroom_expert(every, n_episodes=2, seed=3)
+    np.testing.assert_array_equal(hist["returns"][:, 0], dr.oracle_return(every))
     hist = sources.darkroom_expert(te, n_episodes=2, seed=3)
-    np.testing.assert_array_equal(hist["returns"][:, 0], dr.oracle_return(te))
     env = dr.DarkRoomEnv(goal=tuple(te[0]))
     env.reset(seed=0)
     rewards = [env.step(int(a))[1] for a in hist["actions"][0, 0]]
@@ -100,6 +102,38 @@ def test_q_learning_histories_deterministic_and_improving():
     assert frac[:, :10].mean() < 0.3 < 0.6 < frac[:, -10:].mean()  # slow, real learning
 
 
+def test_psrl_histories_follow_the_posterior():
+    tr, _ = dr.darkroom_goal_split()
+    goals = np.repeat(tr, 3, 0)
+    a = sources.darkroom_psrl(goals, n_episodes=10, seed=3)
+    np.testing.assert_array_equal(a["actions"], sources.darkroom_psrl(goals, n_episodes=10, seed=3)["actions"])
+    assert not np.array_equal(a["actions"], sources.darkroom_psrl(goals, n_episodes=10, seed=4)["actions"])
+    B, E, T = a["obs"].shape
+    oracle = dr.oracle_return(goals)
+    flat_r = a["rewards"].reshape(B, E * T)
+    first = np.where(flat_r.any(1), flat_r.argmax(1), E * T)  # step index of the first reward
+    assert (first < E * T).all()  # every goal is found within 10 episodes, the centre included
+    for i in range(B):
+        ep, t = divmod(int(first[i]), T)
+        # every episode after the first reward is optimal: the posterior has collapsed onto the goal
+        np.testing.assert_array_equal(a["returns"][i, ep + 1:], oracle[i])
+        # and within the episode it was found the learner stays: it never leaves the goal
+        assert a["rewards"][i, ep, t:].all()
+        # before it, the sampled goal is never a ruled-out cell, so the learner waits (no-op) at most once: to test
+        # the start cell, the only cell it can stand on without having stepped onto it
+        assert (a["actions"][i].reshape(-1)[:first[i]] == sources.NOOP).sum() <= 1
+    # directed exploration: more distinct cells per episode than a random walk (16.6 against 10.3 here)
+    rnd = sources.darkroom_random(goals, n_episodes=1, seed=3)
+    assert np.mean([len(np.unique(o)) for o in a["obs"][:, 0]]) > \
+        1.4 * np.mean([len(np.unique(o)) for o in rnd["obs"][:, 0]])
+    frac = a["returns"] / oracle[:, None]
+    assert frac[:, 0].mean() < 0.25 and frac[:, -1].mean() > 0.95  # learns within a few episodes
+    slow = sources.darkroom_psrl(goals, n_episodes=10, seed=3, resample="episode")
+    assert slow["returns"][:, -1].mean() < 0.6 * a["returns"][:, -1].mean()  # per-episode PSRL learns more slowly
+    with pytest.raises(ValueError, match="resample"):
+        sources.darkroom_psrl(goals, 2, resample="never")
+
+
 def test_bandit_sources_improve():
     means = dr.bandit_tasks(200, split="test", seed=0)
     for hist in (sources.bandit_ucb(means, 100, seed=0), sources.bandit_thompson(means, 100, seed=0)):
@@ -146,6 +180,27 @@ def test_model_hooks_and_causality():
     # a hook that zeroes the reward embedding changes the output (hooks are live)
     zeroed = model.run_with_hooks(tok, fwd_hooks=[("embed.hook_obs", lambda x, hook: torch.zeros_like(x))])
     assert not torch.allclose(zeroed, logits)
+
+
+def test_coordinate_only_embedding_has_no_per_cell_parameters():
+    cfg = ADConfig(n_ctx_episodes=2, d_model=32, n_layers=1, n_heads=2, d_mlp=64, cell_embedding=False)
+    model = ADTransformer(cfg)
+    names = {n for n, _ in model.named_parameters()}
+    assert "embed.W_obs" not in names and {"embed.W_x", "embed.W_y"} <= names
+    cells = torch.arange(40) * 2  # n_ctx = 40 tokens: every other cell
+    tok = torch.from_numpy(pack_tokens(cells[None].numpy(), np.zeros((1, 40), np.int64), np.zeros((1, 40)), 81, 5,
+                                       None))
+    _, cache = model.run_with_cache(tok)
+    e = model.embed
+    torch.testing.assert_close(cache["embed.hook_obs"][0], e.W_x[cells % 9] + e.W_y[cells // 9])
+    # the checkpoint round trip keeps the flag (the zero buffer is not a free parameter)
+    again = ADTransformer.from_checkpoint(model.checkpoint())
+    assert again.ad_cfg.cell_embedding is False
+    torch.testing.assert_close(again(tok), model(tok))
+    with pytest.raises(ValueError, match="grid_size"):
+        ADTransformer(ADConfig(grid_size=None, cell_embedding=False))
+    with pytest.raises(ValueError, match="source"):
+        fit_darkroom("ad", source="a3c", n_steps=1)
 
 
 def test_model_config_errors():

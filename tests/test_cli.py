@@ -28,6 +28,9 @@ def test_data_verify():
 
 
 def test_bench_reports_coinflip_targets():
-    proc = rli("bench", "--fast")
+    proc = rli("bench", "--fast", "coinflip")
     assert proc.returncode == 0, proc.stderr
     assert "% of Bayes-optimal" in proc.stdout and "greedy→optimal gap closed" in proc.stdout
+    assert "## ad" not in proc.stdout  # only the requested study
+    bad = rli("bench", "nosuchstudy")
+    assert bad.returncode == 2 and "unknown study" in bad.stderr

@@ -21,38 +21,52 @@
 # are split once (seeded) into 65 training goals and 16 held-out goals that no model ever sees in training. The best
 # return for a goal at Manhattan distance $d$ from the centre is $21 - d$ (walk there, then stay).
 #
-# **Source algorithm.** Tabular Q-learning with a UCB-style count bonus, $\arg\max_a Q(s,a) + c/\sqrt{N(s,a)+1}$,
-# learning rate 0.3, discount 0.9, 2 % random actions (`rlinterp.agents.sources.darkroom_q_learning`). The bonus
-# drives it to cells it has not tried; once it stumbles on the goal, the value propagates back along the path over
-# many episodes. It is a real, slow learner: it needs tens of episodes to exploit reliably. Histories are
-# generated in vectorised numpy for hundreds of learners at once, deterministically from a seed, so the dataset
-# (10 learners per training goal, 120 episodes each, 1.56 M steps) is regenerated rather than shipped.
+# **Source algorithms.** AD distils whatever learner produced its data, so we use two real learners and compare.
+# The main one is *posterior sampling* (PSRL / Thompson sampling for RL; Strens 2000, Osband et al. 2013) with the
+# task family's prior, `rlinterp.agents.sources.darkroom_psrl`: the learner knows how the grid moves but not where
+# the goal is; its belief is uniform over the cells it has not yet stepped onto without reward; it samples a goal
+# from that belief, walks a shortest path to it (along x, then along y), and samples again when the sampled cell is
+# ruled out; a reward collapses the belief and from then on it walks straight to the goal. It needs several
+# episodes to learn a task (80 % of the optimal return after about six episodes on average, the far corners later):
+# exploration is systematic, and all it knows is in its history, which is exactly what a transformer with that
+# history in context can use. The second is tabular Q-learning with a UCB-style count bonus,
+# $\arg\max_a Q(s,a) + c/\sqrt{N(s,a)+1}$, learning rate 0.3, discount 0.9, 2 % random actions
+# (`rlinterp.agents.sources.darkroom_q_learning`): a generic, slow learner that needs tens of episodes, whose
+# visit counts cover its whole history. Histories are generated in vectorised numpy for thousands of learners at
+# once, deterministically from a seed, so datasets are regenerated rather than shipped.
 #
 # **Model.** A TransformerLens `HookedTransformer` (`rlinterp.agents.ad_transformer.ADTransformer`) with one token
 # per step: the embedding of the current cell plus embeddings of the previous action and previous reward (a
 # "start" action at the first step of an episode), so a reward token with $r=1$ reads "the cell I am in is the goal".
-# The logits at step $t$ predict the source's action $a_t$. The context holds $K = 4$ whole episodes (80 tokens).
-# As in AD, training windows subsample the history: the 4 episodes of a window are `stride` episodes apart, so one
-# context spans a stretch of learning in which the source improves visibly, and the model has to learn to produce
-# an episode *better* than the ones it sees. ED is the same architecture trained on windows of 4 expert episodes
-# (random shortest paths to the goal, then no-op). Both are trained with AdamW and a cosine schedule on the
-# next-action cross-entropy at every position. At evaluation the model acts in the environment, its own actions and
-# rewards become its context, and the window slides one episode at a time, exactly like the training contexts.
+# A cell is embedded by the sum of an x and a y embedding only (`cell_embedding=False`): a free vector per cell
+# would let the model treat the 65 training goals as the only places a goal can be, since no training target ever
+# points at a held-out cell, while coordinates shared by all cells make "walk to the rewarded cell" one computation
+# for every cell. The logits at step $t$ predict the source's action $a_t$. The context holds
+# `n_ctx_episodes` whole episodes (10 for the PSRL model: 200 tokens, enough to hold the whole exploration phase).
+# Training windows are consecutive episodes of a history (AD's subsampling `stride` = 1: PSRL's behaviour is a
+# function of its history, and skipping episodes would hide the cells it has ruled out). The Q-learning AD model
+# (trained in an earlier version of this study, kept for comparison) has a 4-episode context whose episodes are 4
+# source episodes apart. ED is the PSRL model's architecture trained on windows of expert episodes (random shortest
+# paths to the goal, then no-op). All are trained with AdamW and a cosine schedule on the next-action cross-entropy
+# at every position. At evaluation the model acts in the environment, its own actions and rewards become its
+# context, and the window slides one episode at a time, exactly like the training contexts.
 
 # %% tags=["parameters"]
-retrain: bool = False  # train AD and ED from scratch instead of loading data/ad/darkroom_{ad,ed}.pt
-save: bool = False  # with retrain / retrain_ablation: overwrite the shipped files in data/ad/
+retrain: bool = False  # train AD (PSRL source) and ED from scratch instead of loading data/ad/darkroom_{ad,ed}.pt
+retrain_qlearning: bool = False  # train the comparison AD model on Q-learning histories (else load the shipped one)
+save: bool = False  # with retrain / retrain_qlearning / retrain_ablation: overwrite the shipped files in data/ad/
 n_steps: int = 3000  # with retrain: AD training steps (ED uses half)
 batch_size: int = 32  # with retrain: windows per gradient step
-histories_per_goal: int = 10  # with retrain: independent Q-learning runs per training goal
-n_source_episodes: int = 120  # with retrain: episodes per Q-learning history
-stride: int = 4  # with retrain: episodes between consecutive context episodes in AD's training windows
+histories_per_goal: int = 100  # with retrain: independent PSRL learners per training goal
+n_source_episodes: int = 12  # with retrain: episodes per PSRL history
+n_ctx_episodes: int = 10  # with retrain: whole episodes in the context
 d_model: int = 64  # with retrain: residual width
 n_layers: int = 3  # with retrain: transformer blocks
 retrain_ablation: bool = False  # retrain the model-size x number-of-training-goals ablation (else load shipped)
 ablation_goals: str = "4,16,65"  # with retrain_ablation: numbers of training goals, comma separated
 ablation_d_models: str = "32"  # with retrain_ablation: model widths, comma separated (d_model < 64 uses 2 layers, else 3)
 ablation_steps: int = 3000  # with retrain_ablation: training steps per ablation model
+ablation_seeds: int = 2  # with retrain_ablation: training seeds per ablation variant
 temperature: float = 0.5  # a lower sampling temperature for AD (chosen on training goals, not held-out ones)
 n_eval_episodes: int = 20  # in-context episodes per evaluation rollout
 n_eval_seeds: int = 5  # rollouts per held-out goal (sampling seeds)
@@ -81,25 +95,31 @@ def _log_to_ckpt(log):
     return {k: (torch.as_tensor(v) if isinstance(v, np.ndarray) else v) for k, v in log.items()}
 
 
+MODEL = dict(n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers, cell_embedding=False)
 if retrain:
-    ad_model, ad_log = adt.fit_darkroom("ad", train_goals, histories_per_goal, n_source_episodes, stride, n_steps,
-                                        batch_size, seed=seed, device=device, d_model=d_model, n_layers=n_layers)
+    ad_model, ad_log = adt.fit_darkroom("ad", train_goals, histories_per_goal, n_source_episodes, 1, n_steps,
+                                        batch_size, seed=seed, device=device, source="psrl", **MODEL)
     ed_model, ed_log = adt.fit_darkroom("ed", train_goals, histories_per_goal, n_source_episodes, 1, n_steps // 2,
-                                        batch_size, seed=seed, device=device, d_model=d_model, n_layers=n_layers)
+                                        batch_size, seed=seed, device=device, **MODEL)
 else:
     ad_ckpt, ed_ckpt = load_checkpoint("ad/darkroom_ad.pt"), load_checkpoint("ad/darkroom_ed.pt")
     ad_model, ad_log = adt.ADTransformer.from_checkpoint(ad_ckpt, device), ad_ckpt["log"]
     ed_model, ed_log = adt.ADTransformer.from_checkpoint(ed_ckpt, device), ed_ckpt["log"]
+if retrain_qlearning:  # the first AD model of this study: Q-learning histories, 4-episode windows 4 episodes apart
+    q_model, q_log = adt.fit_darkroom("ad", train_goals, 10, 120, 4, 3000, batch_size, seed=seed, device=device,
+                                      source="q_learning", n_ctx_episodes=4, d_model=64, n_layers=3)
+else:
+    q_ckpt = load_checkpoint("ad/darkroom_ad_qlearning.pt")
+    q_model, q_log = adt.ADTransformer.from_checkpoint(q_ckpt, device), q_ckpt["log"]
 
 # %% [markdown]
 # ## In-context learning on held-out goals
 #
 # Each model plays `n_eval_episodes` consecutive episodes on every held-out goal, several times with different
 # sampling seeds, starting from an empty context. @fig-curves compares the return per episode with the random
-# policy, the oracle, and the source algorithm itself run from scratch on the same held-out goals. AD is decoded three
+# policy, the oracle, and the two source algorithms run from scratch on the same held-out goals. AD is decoded three
 # ways: sampling from its action distribution (temperature 1, what the source's data look like), sampling at a lower
-# temperature (the `temperature` parameter, picked by comparing a few temperatures on *training* goals), and greedy
-# argmax.
+# temperature (the `temperature` parameter), and greedy argmax.
 
 # %%
 def curves_of(model, temperature):
@@ -113,10 +133,14 @@ res = {
     "AD (greedy)": curves_of(ad_model, 0.0),
     "ED (sampling)": curves_of(ed_model, 1.0),
     "ED (greedy)": curves_of(ed_model, 0.0),
+    "AD, Q-learning source (sampling)": curves_of(q_model, 1.0),
     "random": sources.darkroom_random(reps, n_eval_episodes, seed=seed + 2)["returns"],
 }
-source_hist = sources.darkroom_q_learning(reps, max(n_source_episodes, n_eval_episodes), seed=seed + 3)["returns"]
-res["source (Q-learning)"] = source_hist[:, :n_eval_episodes]
+n_q_episodes = max(120, n_eval_episodes)
+psrl_hist = sources.darkroom_psrl(reps, n_eval_episodes, seed=seed + 3)["returns"]
+q_hist = sources.darkroom_q_learning(reps, n_q_episodes, seed=seed + 3)["returns"]
+res["source: PSRL"] = psrl_hist
+res["source: Q-learning"] = q_hist[:, :n_eval_episodes]
 
 
 def band(x):
@@ -133,12 +157,14 @@ def episodes_to(curve, frac=0.8):
 
 # %%
 #| label: fig-curves
-#| fig-cap: "Return per episode on the 16 held-out goals as the context grows (mean and 95 % interval over goals x sampling seeds). Left: the first in-context episodes; dashed: oracle and its 80 % level. Right: the source's full learning curve, with AD's curve drawn at x = episode x stride (the source episode its training windows correspond to)."
+#| fig-cap: "Return per episode on the 16 held-out goals as the context grows (mean and 95 % interval over goals x sampling seeds). Left: AD (PSRL source) decoded three ways, ED, PSRL itself and the random policy; dashed: oracle and its 80 % level. Right: the Q-learning source's full learning curve and the AD model distilled from it, drawn at x = episode x stride (the source episode its training windows correspond to)."
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 x = np.arange(1, n_eval_episodes + 1)
 for name, c in res.items():
+    if "Q-learning" in name:
+        continue
     m, h = band(c)
-    axes[0].plot(x, m, label=name, ls=":" if "greedy" in name else "-")
+    axes[0].plot(x, m, label=name, ls=":" if "greedy" in name else ("--" if "source" in name else "-"))
     axes[0].fill_between(x, m - h, m + h, alpha=0.2)
 for ax in axes:
     ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
@@ -146,12 +172,13 @@ for ax in axes:
     ax.set_ylabel("return per episode")
 axes[0].set_xlabel("in-context episode")
 axes[0].legend(fontsize=7, ncol=2)
-m, h = band(source_hist)
-xs = np.arange(1, source_hist.shape[1] + 1)
-axes[1].plot(xs, m, label="source (Q-learning)")
+m, h = band(q_hist)
+xs = np.arange(1, q_hist.shape[1] + 1)
+axes[1].plot(xs, m, label="source: Q-learning")
 axes[1].fill_between(xs, m - h, m + h, alpha=0.2)
-s = int(ad_log["stride"])
-axes[1].plot(x * s, res["AD (sampling)"].mean(0), "o-", ms=3, label=f"AD (sampling), x{s}")
+s_q = int(q_log["stride"])
+axes[1].plot(x * s_q, res["AD, Q-learning source (sampling)"].mean(0), "o-", ms=3,
+             label=f"AD, Q-learning source (sampling), x{s_q}")
 axes[1].set_xlabel("source episode")
 axes[1].legend(fontsize=7)
 plt.tight_layout()
@@ -176,9 +203,11 @@ md_table(rows)
 # %%
 #| echo: false
 ad_m, ed_m = res["AD (sampling)"].mean(0), res["ED (sampling)"].mean(0)
-adg_m, src_m = res["AD (greedy)"].mean(0), source_hist.mean(0)
+adg_m, src_m = res["AD (greedy)"].mean(0), psrl_hist.mean(0)
+q_m, qsrc_m = res["AD, Q-learning source (sampling)"].mean(0), q_hist.mean(0)
 k10 = min(10, n_eval_episodes)
 hit_ad, hit_adg, hit_src = episodes_to(ad_m), episodes_to(adg_m), episodes_to(src_m)
+hit_q, hit_qsrc = episodes_to(q_m), episodes_to(qsrc_m)
 
 
 def said(hit):
@@ -187,26 +216,29 @@ def said(hit):
 
 adt_m = res[f"AD (T={temperature:g})"].mean(0)
 hit_adt = episodes_to(adt_m)
-faster = "faster than" if ad_m[k10 - 1] > 1.1 * src_m[k10 - 1] else (
-    "about as fast as" if ad_m[k10 - 1] > 0.9 * src_m[k10 - 1] else "slower than")
-md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters, trained for {int(ad_log['n_steps']):,} "
-   f"steps in {float(ad_log['wall_s']) / 60:.1f} minutes on one CPU thread; ED {float(ed_log['wall_s']) / 60:.1f} "
-   f"minutes) starts where a policy without task knowledge must start: {ad_m[0]:.2f} in its first episode "
-   f"against {res['random'].mean():.2f} for the random policy. By episode {k10} it earns {ad_m[k10 - 1]:.2f} "
-   f"({ad_m[k10 - 1] / oracle:.0%} of the oracle's {oracle:.2f}) with sampling, {adt_m[k10 - 1]:.2f} "
-   f"({adt_m[k10 - 1] / oracle:.0%}) at temperature {temperature:g} and {adg_m[k10 - 1]:.2f} "
-   f"({adg_m[k10 - 1] / oracle:.0%}) greedily; by episode {n_eval_episodes} these are {ad_m[-1] / oracle:.0%}, "
-   f"{adt_m[-1] / oracle:.0%} and {adg_m[-1] / oracle:.0%}. Its mean return first reaches 80 % of the oracle "
-   f"{said(hit_ad)} with sampling, {said(hit_adt)} at temperature {temperature:g} and {said(hit_adg)} greedily. "
-   f"ED goes from {ed_m[0]:.2f} in episode 1 to {ed_m[-1]:.2f} in episode {n_eval_episodes} "
-   f"({ed_m[-1] / oracle:.0%} of the oracle): it does not learn in context. The source algorithm reaches 80 % "
-   f"{said(hit_src)} of its own {source_hist.shape[1]}-episode run and earns {src_m[k10 - 1]:.2f} in its episode "
-   f"{k10}: with sampling, AD (trained on windows whose episodes are {int(ad_log['stride'])} source episodes apart) "
-   f"improves {faster} the algorithm it imitates over the first {k10} episodes.")
+ratio = ad_m[k10 - 1] / src_m[k10 - 1]
+md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters, trained on PSRL histories for "
+   f"{int(ad_log['n_steps']):,} steps in {float(ad_log['wall_s']) / 60:.1f} minutes on one CPU thread; ED "
+   f"{float(ed_log['wall_s']) / 60:.1f} minutes) starts where a policy without task knowledge must start: "
+   f"{ad_m[0]:.2f} in its first episode against {res['random'].mean():.2f} for the random policy. By episode {k10} "
+   f"it earns {ad_m[k10 - 1]:.2f} ({ad_m[k10 - 1] / oracle:.0%} of the oracle's {oracle:.2f}) with sampling, "
+   f"{adt_m[k10 - 1]:.2f} ({adt_m[k10 - 1] / oracle:.0%}) at temperature {temperature:g} and "
+   f"{adg_m[k10 - 1]:.2f} ({adg_m[k10 - 1] / oracle:.0%}) greedily; by episode {n_eval_episodes} these are "
+   f"{ad_m[-1] / oracle:.0%}, {adt_m[-1] / oracle:.0%} and {adg_m[-1] / oracle:.0%}. Its mean return first reaches "
+   f"80 % of the oracle {said(hit_ad)} with sampling, {said(hit_adt)} at temperature {temperature:g} and "
+   f"{said(hit_adg)} greedily. PSRL itself reaches 80 % {said(hit_src)} and earns {src_m[k10 - 1]:.2f} in its "
+   f"episode {k10}: the distilled model keeps {ratio:.0%} of its source's return there. ED goes from "
+   f"{ed_m[0]:.2f} in episode 1 to {ed_m[-1]:.2f} in episode {n_eval_episodes} ({ed_m[-1] / oracle:.0%} of the "
+   f"oracle): it does not learn in context. The AD model distilled from Q-learning "
+   f"({float(q_log['wall_s']) / 60:.1f} minutes of training) earns {q_m[k10 - 1]:.2f} "
+   f"({q_m[k10 - 1] / oracle:.0%}) in episode {k10} and reaches 80 % {said(hit_q)}; its source reaches 80 % "
+   f"{said(hit_qsrc)} of a {q_hist.shape[1]}-episode run. What AD learns in context is bounded by how fast, and how "
+   f"legibly, its source learns.")
 
 # %% [markdown]
 # Two caveats. The confidence bands are over held-out goals and sampling seeds for one trained model per method;
-# training seeds are not repeated (each model costs minutes of CPU). And greedy decoding is not the free lunch it is
+# training seeds are repeated only in the smaller models of the ablation below (each main model costs many minutes
+# of CPU). And greedy decoding is not the free lunch it is
 # for a fixed policy: the source's exploration *is* stochastic, and argmax of its distilled action distribution
 # repeats the most likely exploratory path every episode instead of trying a new one, which is why several
 # reproductions of AD report failures with greedy decoding. @fig-curves shows how large that effect is here.
@@ -230,15 +262,19 @@ if retrain_ablation:
             if not 1 <= n <= len(train_goals):
                 raise ValueError(f"ablation_goals entries must lie in [1, {len(train_goals)}], got {n}")
             per_goal = max(1, histories_per_goal * len(train_goals) // n)  # same amount of data for every n
-            m_, log_ = adt.fit_darkroom("ad", train_goals[:n], per_goal, n_source_episodes, stride, ablation_steps,
-                                        batch_size, seed=seed, device=device, d_model=w, n_layers=2 if w < 64 else 3,
-                                        d_mlp=4 * w, progress=False)
-            curves.append(adt.evaluate_darkroom(m_, test_goals, n_eval_episodes, n_eval_seeds, 1.0, seed=seed + 1))
-            tr_curve = adt.evaluate_darkroom(m_, train_goals[:n], n_eval_episodes, 1, 1.0, seed=seed + 1)
-            variants.append({"d_model": w, "n_layers": 2 if w < 64 else 3,
-                             "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,
-                             "train return (last 5)": float(tr_curve[:, -5:].mean()),
-                             "train minutes": float(log_["wall_s"]) / 60, "final loss": float(log_["loss"][-100:].mean())})
+            for rep in range(ablation_seeds):
+                m_, log_ = adt.fit_darkroom("ad", train_goals[:n], per_goal, n_source_episodes, 1, ablation_steps,
+                                            batch_size, seed=seed + rep, device=device, source="psrl",
+                                            n_ctx_episodes=n_ctx_episodes, d_model=w, n_layers=2 if w < 64 else 3,
+                                            d_mlp=4 * w, cell_embedding=False, progress=False)
+                curves.append(adt.evaluate_darkroom(m_, test_goals, n_eval_episodes, n_eval_seeds, 1.0, seed=seed + 1))
+                tr_curve = adt.evaluate_darkroom(m_, train_goals[:n], n_eval_episodes, 1, 1.0, seed=seed + 1)
+                tr_oracle = dr.oracle_return(train_goals[:n]).mean()
+                variants.append({"d_model": w, "n_layers": 2 if w < 64 else 3, "seed": seed + rep,
+                                 "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,
+                                 "train return (last 5)": float(tr_curve[:, -5:].mean()) / tr_oracle,
+                                 "train minutes": float(log_["wall_s"]) / 60,
+                                 "final loss": float(log_["loss"][-100:].mean())})
     ablation = {"variants": variants, "curves": torch.as_tensor(np.stack(curves)), "n_steps": ablation_steps}
     if save:
         save_checkpoint(ablation, "ad/ablation.pt",
@@ -250,31 +286,48 @@ abl_curves = np.asarray(ablation["curves"])  # (variants, rollouts, episodes)
 
 # %%
 #| label: fig-ablation
-#| fig-cap: "Ablation: in-context return on held-out goals (mean over goals x sampling seeds) for AD trained on few or many training goals (one panel per model width)."
+#| fig-cap: "Ablation: in-context return on held-out goals (fraction of the oracle; mean over goals x sampling seeds) for AD trained on few or many training goals, one panel per model width; thin lines are single training seeds, thick lines their mean."
 ws = sorted({v["d_model"] for v in ablation["variants"]})
+keys = sorted({(v["d_model"], v["train goals"]) for v in ablation["variants"]})
 fig, axes = plt.subplots(1, len(ws), figsize=(5 * len(ws), 3.5), squeeze=False)
-for v, c in zip(ablation["variants"], abl_curves):
-    ax = axes[0, ws.index(v["d_model"])]
-    ax.plot(np.arange(1, c.shape[1] + 1), c.mean(0), label=f"{v['train goals']} train goals")
+for i, (w, n) in enumerate(keys):
+    ax = axes[0, ws.index(w)]
+    cs = np.stack([c.mean(0) / oracle for v, c in zip(ablation["variants"], abl_curves)
+                   if (v["d_model"], v["train goals"]) == (w, n)])  # (seeds, episodes)
+    xs_ = np.arange(1, cs.shape[1] + 1)
+    for c in cs:
+        ax.plot(xs_, c, color=f"C{i}", lw=0.7, alpha=0.6)
+    ax.plot(xs_, cs.mean(0), color=f"C{i}", lw=2, label=f"{n} train goals ({len(cs)} seeds)")
 for w, ax in zip(ws, axes[0]):
-    ax.axhline(oracle, color="k", ls="--", lw=1)
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.axhline(0.8, color="gray", ls="--", lw=0.8)
     ax.set_title(f"d_model = {w}")
     ax.set_xlabel("in-context episode")
-    ax.set_ylabel("return per episode")
+    ax.set_ylabel("return / oracle")
     ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 
 # %%
 #| label: tbl-ablation
-#| tbl-cap: "Ablation variants: size, training goals, return on held-out goals in the first and last five in-context episodes, return on their own training goals (last five episodes), training time and final loss."
+#| tbl-cap: "Ablation variants (mean and range over training seeds): size, training goals, return on held-out goals in episode 10 and in the last five in-context episodes and on their own training goals (last five episodes), all as fractions of the oracle; training time and final loss."
 rows = []
-for v, c in zip(ablation["variants"], abl_curves):
-    rows.append({**{k: v[k] for k in ("d_model", "n_layers", "parameters", "train goals")},
-                 "held-out, first 5": float(c[:, :5].mean()), "held-out, last 5": float(c[:, -5:].mean()),
-                 "train goals, last 5": v["train return (last 5)"], "minutes": v["train minutes"],
-                 "final loss": v["final loss"]})
-md_table(rows, digits=2)
+k_abl = min(10, abl_curves.shape[-1])
+for w, n in keys:
+    idx = [i for i, v in enumerate(ablation["variants"]) if (v["d_model"], v["train goals"]) == (w, n)]
+    vs = [ablation["variants"][i] for i in idx]
+    ep_k = np.array([abl_curves[i][:, k_abl - 1].mean() / oracle for i in idx])
+    last5 = np.array([abl_curves[i][:, -5:].mean() / oracle for i in idx])
+    trn = np.array([v["train return (last 5)"] for v in vs])
+
+    def rng_(x):
+        return f"{x.mean():.2f} [{x.min():.2f}, {x.max():.2f}]"
+
+    rows.append({"d_model": w, "n_layers": vs[0]["n_layers"], "parameters": vs[0]["parameters"], "train goals": n,
+                 "seeds": len(vs), f"held-out, episode {k_abl}": rng_(ep_k), "held-out, last 5": rng_(last5),
+                 "train goals, last 5": rng_(trn), "minutes": np.mean([v["train minutes"] for v in vs]),
+                 "final loss": np.mean([v["final loss"] for v in vs]), "_last5": last5.mean(), "_trn": trn.mean()})
+md_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], digits=2)
 
 # %%
 #| echo: false
@@ -284,25 +337,36 @@ parts = []
 for w in ws:
     if (w, few) in by and (w, many) in by:
         a, b = by[(w, few)], by[(w, many)]
-        parts.append(f"at width {w}, {few} training goals give {a['held-out, last 5']:.2f} on held-out goals in the "
-                     f"last five episodes (and {a['train goals, last 5']:.2f} on their own training goals) against "
-                     f"{b['held-out, last 5']:.2f} with {many} goals")
+        parts.append(f"at width {w}, {few} training goals give {a['_last5']:.0%} of the oracle on held-out goals in "
+                     f"the last five episodes (and {a['_trn']:.0%} on their own training goals) against "
+                     f"{b['_last5']:.0%} with {many} goals")
 md(f"With {int(ablation['n_steps']):,} training steps per variant: " + "; ".join(parts) + ".")
 
 # %% [markdown]
 # ## Discussion
 #
-# AD turns a slow, tabular learner into a transformer whose return on goals it never saw grows from episode to
-# episode with no weight updates, while ED, trained on the same goals but only on expert play, has no procedure to
-# fall back on when the goal is unknown. It does not reach the oracle quickly: the source it imitates explores by
-# visit counts over its whole history, which the model can only approximate from the few episodes in its context,
-# and in Dark Room finding the goal, not walking back to it, is the hard part. A source that explores more
-# systematically, or a longer context, are the obvious levers; both cost more CPU than this chapter's budget. How far this is "reinforcement learning in context" is what
-# the sceptical reading questions: in Dark Room one rewarding step in the context identifies the goal cell, and
-# after that exploiting only needs the path to a remembered cell. The next chapter opens the model: which past
-# tokens the heads read (the rewarding step? the cells already visited?), whether the goal location and "goal found
-# yet" are linearly readable from the residual stream, and what happens when a rewarding episode is patched into a
-# context that lacks one.
+# AD turns a learner into a transformer whose return on goals it never saw grows from episode to episode with no
+# weight updates, while ED, trained on the same goals but only on expert play, has no procedure to fall back on when
+# the goal is unknown. How fast it learns is inherited from what it distils, and the comparison of the two sources
+# shows two conditions for a fast in-context learner. The source's behaviour must be a function of what the model
+# can see: PSRL's next move depends only on the cells its history has ruled out and on where it was rewarded, all of
+# which is in a 10-episode context, whereas the Q-learner's count bonus depends on visit counts over its whole
+# history, which a window of a few subsampled episodes shows only in part. And the source must learn in a few
+# episodes, because AD here learns about as fast per episode as the algorithm it imitates, not faster.
+
+# %%
+#| echo: false
+md(f"In numbers: at episode {k10}, AD distilled from PSRL earns {ad_m[k10 - 1] / oracle:.0%} of the oracle and its "
+   f"source {src_m[k10 - 1] / oracle:.0%}; AD distilled from Q-learning earns {q_m[k10 - 1] / oracle:.0%} and "
+   f"Q-learning itself {qsrc_m[k10 - 1] / oracle:.0%} in its episode {k10}. ED ends at {ed_m[-1] / oracle:.0%}.")
+
+# %% [markdown]
+# How far this is "reinforcement learning in context" is what the sceptical reading questions: in Dark Room one
+# rewarding step in the context identifies the goal cell, and after that exploiting only needs the path to a
+# remembered cell; before it, a good explorer only needs to remember where it has been. The next chapter opens the
+# model: which past tokens the heads read (the rewarding step? the cells already visited?), whether the goal location
+# and "goal found yet" are linearly readable from the residual stream, and what happens when a rewarding episode is
+# patched into a context that lacks one.
 
 # %%
 if retrain and save:
@@ -313,3 +377,9 @@ if retrain and save:
     save_checkpoint(ed_model.checkpoint(log=_log_to_ckpt(ed_log)), "ad/darkroom_ed.pt", command=REBUILD,
                     metrics={"return_last": float(ed_m[-1]), "wall_s": float(ed_log["wall_s"])})
     md("Saved `data/ad/darkroom_ad.pt` and `data/ad/darkroom_ed.pt`.")
+if retrain_qlearning and save:
+    save_checkpoint(q_model.checkpoint(log=_log_to_ckpt(q_log)), "ad/darkroom_ad_qlearning.pt",
+                    command="rli run ad/01_incontext -p retrain_qlearning=True -p save=True",
+                    metrics={f"return_ep{k10}": float(q_m[k10 - 1]), "episodes_to_80pct": hit_q or -1,
+                             "wall_s": float(q_log["wall_s"])})
+    md("Saved `data/ad/darkroom_ad_qlearning.pt`.")

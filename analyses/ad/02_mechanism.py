@@ -18,11 +18,12 @@
 #   into the corrupted run, layer by layer, at the rewarding positions or at the current position, shows where the
 #   goal information lives and when it moves.
 #
-# The data are the model's own rollouts (sampling, as in the previous chapter) on all 81 goals, cut into the
-# 4-episode windows the model acts on; analyses read the 20 positions of the last, current episode of each window.
+# The data are the model's own rollouts (sampling, as in the previous chapter) on all 81 goals, cut into windows of
+# as many whole episodes as the model's context holds, the windows it acts on; analyses read the positions of the
+# last, current episode of each window.
 
 # %% tags=["parameters"]
-n_rollout_episodes: int = 8  # episodes per rollout (windows: episodes 4..n of each rollout)
+n_rollout_episodes: int = 12  # episodes per rollout (windows end at episodes K..n; K: the context length in episodes)
 n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals)
 probe_steps: int = 200  # L-BFGS steps per logistic probe
 n_patch: int = 200  # windows used for activation patching

@@ -12,22 +12,24 @@
 #    amount of (subsampled) experience. We compare AD's episode $e$ with every episode of the source on the same
 #    held-out goals and ask which source episode it resembles most, by state visitation (total-variation distance),
 #    action distribution and return.
-# 2. **Contexts it never saw.** We hand AD three-episode contexts that no source history contains and let it play
-#    the fourth episode: the source's late-stage trajectories with the reward flags moved to another cell of the path
+# 2. **Contexts it never saw.** We hand AD short contexts (`n_context` episodes) that no source history contains and
+#    let it play the next episode: the source's late-stage trajectories with the reward flags moved to another cell of the path
 #    or to a cell the trajectory never visits (a teleport: an impossible history), with the rewards erased, with two
 #    rewarded cells, with the episodes in the wrong order (a successful episode followed by exploratory ones), and
 #    histories of a different learner (the expert, a random walk). An in-context RL agent goes where the context's
 #    reward says; a stage imitator follows the path it has been shown, or explores as the source would at the stage
 #    the context looks like.
 #
-# Everything uses the shipped AD model of the first chapter (`data/ad/darkroom_ad.pt`) and the 16 held-out goals.
+# Everything uses the shipped AD model of the first chapter (`data/ad/darkroom_ad.pt`), the source it was distilled
+# from (posterior sampling, PSRL) and the 16 held-out goals.
 
 # %% tags=["parameters"]
 n_seeds: int = 5  # rollouts (and source histories) per held-out goal
 n_ad_episodes: int = 20  # in-context episodes per AD rollout for the matched-stage comparison
-n_source_episodes: int = 120  # episodes per source (Q-learning) history
-late_episode: int = 80  # first source episode of the late-stage (goal found) contexts
-n_play: int = 2  # sampled plays of the fourth episode per context in the counterfactual experiments
+n_source_episodes: int = 20  # episodes per source history
+late_episode: int = 12  # first source episode (0-based) of the late-stage (goal found) contexts
+n_context: int = 3  # episodes per context in the counterfactual experiments
+n_play: int = 2  # sampled plays of the next episode per context in the counterfactual experiments
 temperature: float = 1.0  # AD sampling temperature (1 is the source's own action distribution)
 seed: int = 0  # random seed for everything
 device: str = "cpu"  # torch device
@@ -50,15 +52,19 @@ model = adt.ADTransformer.from_checkpoint(ckpt, device)
 cfg = model.ad_cfg
 K, T, A, S, G = cfg.n_ctx_episodes, cfg.episode_len, cfg.n_actions, cfg.n_obs, cfg.grid_size
 stride = int(ckpt["log"]["stride"])
-if late_episode + (K - 1) * stride > n_source_episodes:
-    raise ValueError(f"late_episode + {(K - 1) * stride} must be <= n_source_episodes ({n_source_episodes}); "
-                     f"lower late_episode or raise n_source_episodes")
+source_name = str(ckpt["log"].get("source", "q_learning"))
+learner = {"psrl": sources.darkroom_psrl, "q_learning": sources.darkroom_q_learning}[source_name]
+if not 1 <= n_context <= K - 1:
+    raise ValueError(f"n_context must lie in [1, {K - 1}] (the model's context holds {K} episodes), got {n_context}")
+if late_episode + (n_context - 1) * stride >= n_source_episodes or n_context * stride > n_source_episodes:
+    raise ValueError(f"late_episode + {(n_context - 1) * stride} must be < n_source_episodes ({n_source_episodes}); "
+                     f"lower late_episode or n_context, or raise n_source_episodes")
 _, test_goals = dr.darkroom_goal_split(seed=0)
 goals = np.repeat(test_goals, n_seeds, 0)  # (B, 2)
 B = len(goals)
 oracle = dr.oracle_return(test_goals).mean()
 ad = adt.rollout_darkroom(model, goals, n_episodes=n_ad_episodes, temperature=temperature, seed=seed + 1)
-src = sources.darkroom_q_learning(goals, n_source_episodes, seed=seed + 2)
+src = learner(goals, n_source_episodes, seed=seed + 2)
 
 # %% [markdown]
 # ## 1. AD against the source at matched stages of learning
@@ -192,10 +198,10 @@ md(f"Matched by state visitation, the best-matching source episode grows by "
 # %% [markdown]
 # ## 2. Contexts AD never saw
 #
-# Base contexts are three episodes of the source's own histories on each held-out goal $g$, `stride` episodes apart
-# like AD's training windows: a *late* window from episode `late_episode` on, in which the source has mostly found
-# the goal and walks to it, and an *early* window (episodes 1, 1 + stride, 1 + 2 stride), which is exploration. Each
-# is edited, then AD plays the fourth episode (`n_play` samples per context) in a room whose reward sits on the cell
+# Base contexts are `n_context` episodes of the source's own histories on each held-out goal $g$, `stride` episodes
+# apart like AD's training windows: a *late* window from episode `late_episode` on, in which the source has mostly
+# found the goal and walks to it, and an *early* window (the first episodes), which is exploration. Each is edited,
+# then AD plays the next episode (`n_play` samples per context) in a room whose reward sits on the cell
 # the edited context *claims* is the goal, $c$. We record how often AD steps on $c$, how often on the source's real
 # goal $g$ (when $c \neq g$), how many cells it covers, and the probability its first action moves towards $c$. In
 # a token, the reward flag says "the cell I am in is rewarding", so moving a reward is a change of flag bits, and a
@@ -208,11 +214,11 @@ md(f"Matched by state visitation, the best-matching source episode grows by "
 # | late, reward moved on path | late window, reward flag on the path's cell halfway to $g$ instead of $g$ | halfway cell |
 # | late, reward at unvisited cell | late window, rewards erased, one teleport step onto a never-visited rewarded cell | that cell |
 # | late, two rewarded cells | late window with rewards on $g$ and on the halfway cell | halfway cell |
-# | shuffled order | one late (rewarded) episode, then two early (exploratory) episodes | $g$ |
+# | shuffled order | one late (rewarded) episode, then early (exploratory) episodes | $g$ |
 # | early, true | unchanged early window | $g$ |
 # | early, reward on a visited cell | early window, reward flag on a cell visited in the last context episode | that cell |
-# | expert | three expert episodes to $g$ | $g$ |
-# | random | three uniformly random episodes (rewards where they hit $g$) | $g$ |
+# | expert | expert episodes to $g$ | $g$ |
+# | random | uniformly random episodes (rewards where they hit $g$) | $g$ |
 
 # %%
 rng = np.random.default_rng(seed + 3)
@@ -244,8 +250,8 @@ def toward(p0: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (p0 * good).sum(-1)
 
 
-late = [late_episode + i * stride for i in range(K - 1)]
-early = [i * stride for i in range(K - 1)]
+late = [late_episode + i * stride for i in range(n_context)]
+early = [i * stride for i in range(n_context)]
 ctx_late = tokens_of(src["obs"][:, late], src["actions"][:, late], src["rewards"][:, late])
 ctx_early = tokens_of(src["obs"][:, early], src["actions"][:, early], src["rewards"][:, early])
 late_obs = src["obs"][:, late].reshape(B, -1)
@@ -272,7 +278,7 @@ conds["late, reward moved on path"] = (set_rewards(ctx_late, onehot(cell(mid))),
 unvis = np.array([rng.choice(np.nonzero(~visited_late[b])[0]) if (~visited_late[b]).any() else g_cell[b]
                   for b in range(B)])
 tel = set_rewards(ctx_late, np.zeros((B, S), bool))
-p_tel = (K - 2) * T + T // 2
+p_tel = (n_context - 1) * T + T // 2
 obs_, pa_, pr_ = (t.numpy() for t in adt.unpack_tokens(torch.from_numpy(tel), A))
 obs_[:, p_tel], pr_[:, p_tel] = unvis, 1
 conds["late, reward at unvisited cell"] = (adt.step_token(obs_, pa_, pr_, A), np.stack([unvis % G, unvis // G], -1))
@@ -284,9 +290,9 @@ centre_cell = G // 2 * G + G // 2
 vcell = np.array([rng.choice(c_) if len(c_ := np.setdiff1d(last_early[b], [g_cell[b], centre_cell])) else g_cell[b]
                   for b in range(B)])
 conds["early, reward on a visited cell"] = (set_rewards(ctx_early, onehot(vcell)), np.stack([vcell % G, vcell // G], -1))
-ex = sources.darkroom_expert(goals, K - 1, seed=seed + 4)
+ex = sources.darkroom_expert(goals, n_context, seed=seed + 4)
 conds["expert"] = (tokens_of(ex["obs"], ex["actions"], ex["rewards"]), goals)
-rd = sources.darkroom_random(goals, K - 1, seed=seed + 5)
+rd = sources.darkroom_random(goals, n_context, seed=seed + 5)
 conds["random"] = (tokens_of(rd["obs"], rd["actions"], rd["rewards"]), goals)
 
 # control for "reaches c": the same cell reached after the unedited (or reward-free) base context
@@ -302,7 +308,7 @@ for name, (ctx, claimed) in conds.items():
     on_c = out["obs"] == cell(claimed)[:, None, None]  # (B, n, T)
     hit_g = (out["obs"] == g_cell[:, None, None]).any(-1)
     differs = cell(claimed) != g_cell
-    prev_r = ctx[:, -(K - 1) * T:] % 2
+    prev_r = ctx % 2
     ctrl = (plays[base_of[name]]["obs"] == cell(claimed)[:, None, None]).any(-1).mean() if name in base_of else np.nan
     results[name] = {
         "condition": name, "context has reward": float((prev_r.sum(1) > 0).mean()),
@@ -314,12 +320,12 @@ for name, (ctx, claimed) in conds.items():
 
 # %%
 #| label: tbl-counterfactual
-#| tbl-cap: "AD playing a fourth episode after edited three-episode contexts (held-out goals x seeds x plays). c: the cell the context's rewards claim is the goal (the room's reward is there); g: the source's real goal, on which the late trajectories end. Control: how often the same cell c is reached after the base context without the edit (late conditions: the late window with rewards erased; early conditions and shuffled order: the unedited early window; late, rewards erased: the unedited late window). Coverage: distinct cells visited in the episode."
+#| tbl-cap: "AD playing the next episode after edited short contexts (held-out goals x seeds x plays). c: the cell the context's rewards claim is the goal (the room's reward is there); g: the source's real goal, on which the late trajectories end. Control: how often the same cell c is reached after the base context without the edit (late conditions: the late window with rewards erased; early conditions and shuffled order: the unedited early window; late, rewards erased: the unedited late window). Coverage: distinct cells visited in the episode."
 md_table(list(results.values()), digits=2)
 
 # %%
 #| label: fig-counterfactual
-#| fig-cap: "How often AD reaches the claimed goal c in the fourth episode (bars) and, where c differs from the source's real goal g, how often it reaches g (dots), per context condition."
+#| fig-cap: "How often AD reaches the claimed goal c in the next episode (bars) and, where c differs from the source's real goal g, how often it reaches g (dots), per context condition."
 fig, ax = plt.subplots(figsize=(9, 3.6))
 names = list(results)
 ax.bar(range(len(names)), [results[n]["reaches c"] for n in names], label="reaches claimed goal c")
@@ -344,7 +350,7 @@ md(f"With the source's own late window AD reaches the goal in {R['late, true']['
    f"of plays (control without the edit: {R['late, reward at unvisited cell']['reaches c, control']:.0%}) (first-move probability towards it {R['late, reward at unvisited cell']['P(first move toward c)']:.2f}), "
    f"while it still reaches the old path's end g in "
    f"{R['late, reward at unvisited cell']['reaches true g (c != g)']:.0%}. With the rewarded episode placed first "
-   f"and two exploratory episodes after it (shuffled order), AD reaches g in {R['shuffled order']['reaches c']:.0%} "
+   f"and {n_context - 1} exploratory episode(s) after it (shuffled order), AD reaches g in {R['shuffled order']['reaches c']:.0%} "
    f"of plays, against {R['late, true']['reaches c']:.0%} in the correct order and "
    f"{R['early, true']['reaches c']:.0%} after the early window alone. A reward flag put on a cell of an early, "
    f"exploratory episode brings AD to that cell in {R['early, reward on a visited cell']['reaches c']:.0%} of plays "
@@ -390,8 +396,10 @@ path_bound_text = ("Reward flags therefore steer AD mainly when the rewarded cel
                    "repeatedly: it replays the demonstrated path up to the rewarded cell, the behaviour of a "
                    "late-stage source, rather than inferring a goal from a reward anywhere." if path_bound else
                    "Reward flags steer AD also off the demonstrated path, as a reward-following learner would.")
+nov_gap = nov_ad[e_cmp] - nov_src_win[mv]  # > 0: AD revisits less of its context than the source of its history
+nov_word = "more" if nov_gap > 0.1 else ("fewer" if nov_gap < -0.1 else "about as many")
 novelty_text = (": it imitates the source's stage-typical coverage, not its history-wide novelty seeking, which a "
-                f"{K - 1}-episode context cannot represent" if nov_ad[e_cmp] > nov_src_win[mv] else "")
+                f"{K - 1}-episode context cannot fully represent" if nov_gap > 0.1 else "")
 md(f"Of six RL-like signatures, {len(yes)} hold for this model ({'; '.join(yes) if yes else 'none'}) and "
    f"{len(no)} fail ({'; '.join(no) if no else 'none'}): its behaviour in contexts it never saw is {verdict}. "
    f"Erasing the rewards lowers the rate of reaching the goal by {100 * erase_drop:.0f} percentage points, a reward "
@@ -401,8 +409,9 @@ md(f"Of six RL-like signatures, {len(yes)} hold for this model ({'; '.join(yes) 
    f"{100 * lift['late, reward moved on path']:.0f} points and holds the agent there for {moved_stay:.1f} steps. "
    f"{path_bound_text} "
    f"Without a reward to follow, AD's state visitation moves through the source's stages at {slope:.1f} source "
-   f"episodes per AD episode, and it visits {'more' if nov_ad[e_cmp] > nov_src_win[mv] else 'no more'} cells that are new relative to its context "
-   f"({nov_ad[e_cmp]:.0%} in episode {e_cmp + 1}) than the count-bonus source does relative to the same span of "
+   f"episodes per AD episode, and it visits {nov_word} cells that are new relative to its context "
+   f"({nov_ad[e_cmp]:.0%} in episode {e_cmp + 1}) {'as' if nov_word == 'about as many' else 'than'} its source "
+   f"does relative to the same span of "
    f"its history ({nov_src_win[mv]:.0%}){novelty_text}. Caveats: one trained model, one source "
    f"algorithm, and held-out goals only; 'reaching' a cell on the "
    f"path is weak evidence, so the dwell time on it and the attraction to off-path cells carry the argument.")

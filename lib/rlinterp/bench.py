@@ -28,7 +28,35 @@ def coinflip(fast: bool = False) -> list[Row]:
     ]
 
 
-STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip}
+def ad(fast: bool = False) -> list[Row]:
+    """Algorithm Distillation on Dark Room: AD and ED from an empty context on the 16 held-out goals (sampling)."""
+    import numpy as np
+    import torch
+
+    from rlinterp.agents.ad_transformer import ADTransformer, evaluate_darkroom
+    from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
+    from rlinterp.pipeline.manifest import load_checkpoint
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # small batches: extra threads only spin (and fight other jobs for the cores)
+    _, test_goals = darkroom_goal_split(seed=0)
+    oracle = oracle_return(test_goals).mean()
+    n_seeds, n_eps = (1, 10) if fast else (5, 20)
+    curves = {k: evaluate_darkroom(ADTransformer.from_checkpoint(load_checkpoint(f"ad/darkroom_{k}.pt")), test_goals,
+                                   n_eps, n_seeds, 1.0, seed=1).mean(0) / oracle for k in ("ad", "ed")}
+    hit = np.nonzero(curves["ad"] >= 0.8)[0]
+    first = int(hit[0]) + 1 if len(hit) else None
+    ed_gain = float(curves["ed"][-3:].mean() - curves["ed"][:3].mean())
+    return [
+        (f"AD return / oracle, episode 10 ({16 * n_seeds} rollouts)", f"{curves['ad'][9]:.0%}", "report", None),
+        ("AD: first episode with mean ≥ 80% of oracle", str(first or f"> {n_eps}"), "≤ 10",
+         first is not None and first <= 10),
+        ("ED: last 3 − first 3 episodes (fraction of oracle)", f"{ed_gain:+.2f}", "no improvement (< 0.1)",
+         ed_gain < 0.1),
+    ]
+
+
+STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip, "ad": ad}
 
 
 def bench(fast: bool = False, studies: list[str] | None = None, print_fn=print) -> dict[str, list[Row]]:

@@ -6,7 +6,7 @@
     rli render                                 quarto if on PATH, else pandoc HTML + pandoc→Typst PDF
     rli play coinflip                          play the coin-flip game against the Bayes-optimal policy and the DQN
     rli explore ad                             interactive Algorithm-Distillation explorer (Streamlit, local)
-    rli bench                                  the studies' target numbers (agent vs optimum, ...)
+    rli bench [STUDY ...]                      the studies' target numbers (agent vs optimum, ...)
     rli data verify                            check every file in data/ against data/MANIFEST.json
 """
 from __future__ import annotations
@@ -158,7 +158,13 @@ def cmd_explore(args) -> int:
 def cmd_bench(args) -> int:
     from rlinterp.bench import bench
 
-    bench(fast=args.fast)
+    from rlinterp.bench import STUDIES
+
+    unknown = [n for n in args.studies if n not in STUDIES]
+    if unknown:
+        print(f"rli bench: unknown study {', '.join(unknown)}; choose from {', '.join(STUDIES)}", file=sys.stderr)
+        return 2
+    bench(fast=args.fast, studies=args.studies or None)
     return 0
 
 
@@ -223,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_explore)
 
     s = sub.add_parser("bench", help="report the studies' target numbers")
-    s.add_argument("--fast", action="store_true", help="fewer Monte-Carlo games")
+    s.add_argument("--fast", action="store_true", help="fewer Monte-Carlo games / evaluation rollouts")
+    s.add_argument("studies", nargs="*", help="studies to run (default: all)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("data", help="data manifest tools")

@@ -87,6 +87,7 @@ class ADConfig:
     n_obs: int = 81
     n_actions: int = 5
     grid_size: int | None = 9  # obs = y * grid_size + x: add x and y embeddings (None for bandits)
+    cell_embedding: bool = True  # a learned vector per cell on top of x/y (False: the cell is only its x, y)
     episode_len: int | None = 20  # None: never reset the previous action/reward (bandits)
     n_ctx_episodes: int = 4  # K: whole episodes in the context (n_ctx = K * episode_len, or K for bandits)
     d_model: int = 64
@@ -116,10 +117,17 @@ class ADEmbed(nn.Module):
     what is learned about navigating to training-goal cells transfer to held-out goal cells.
     """
 
-    def __init__(self, n_obs: int, n_actions: int, d_model: int, grid_size: int | None = None):
+    def __init__(self, n_obs: int, n_actions: int, d_model: int, grid_size: int | None = None,
+                 cell_embedding: bool = True):
         super().__init__()
+        if not cell_embedding and grid_size is None:
+            raise ValueError("cell_embedding=False needs grid_size (the cell is then embedded only by its x and y)")
         self.n_actions, self.grid_size = n_actions, grid_size
-        self.W_obs = nn.Parameter(torch.randn(n_obs, d_model) * 0.02)
+        # without a per-cell vector, W_obs is a fixed zero buffer: every cell is the sum of its x and y embeddings
+        if cell_embedding:
+            self.W_obs = nn.Parameter(torch.randn(n_obs, d_model) * 0.02)
+        else:
+            self.register_buffer("W_obs", torch.zeros(n_obs, d_model))
         if grid_size is not None:
             self.W_x = nn.Parameter(torch.randn(grid_size, d_model) * 0.02)
             self.W_y = nn.Parameter(torch.randn(grid_size, d_model) * 0.02)
@@ -151,7 +159,8 @@ class ADTransformer(HookedTransformer):
         super().__init__(cfg)
         self.ad_cfg = ad_cfg
         torch.manual_seed(ad_cfg.seed)
-        self.embed = ADEmbed(ad_cfg.n_obs, ad_cfg.n_actions, ad_cfg.d_model, ad_cfg.grid_size).to(device)
+        self.embed = ADEmbed(ad_cfg.n_obs, ad_cfg.n_actions, ad_cfg.d_model, ad_cfg.grid_size,
+                             ad_cfg.cell_embedding).to(device)
         self.setup()  # register the new embed.hook_* points
 
     def checkpoint(self, **extra) -> dict:
@@ -324,31 +333,36 @@ def rollout_bandit(model: ADTransformer, means: np.ndarray, n_trials: int = 100,
 def fit_darkroom(kind: str = "ad", train_goals: np.ndarray | None = None, histories_per_goal: int = 10,
                  n_source_episodes: int = 120, stride: int = 4, n_steps: int = 3000, batch_size: int = 32,
                  lr: float = 1e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
-                 **model_kw) -> tuple[ADTransformer, dict]:
-    """Generate the data (``kind="ad"``: Q-learning histories; ``"ed"``: expert episodes) and train a model.
+                 source: str = "q_learning", **model_kw) -> tuple[ADTransformer, dict]:
+    """Generate the data (``kind="ad"``: learning histories of ``source``; ``"ed"``: expert episodes) and train a model.
 
-    ``train_goals`` (n, 2) defaults to the training split of :func:`~rlinterp.envs.darkroom.darkroom_goal_split`.
-    ``model_kw`` are :class:`ADConfig` fields (``d_model``, ``n_layers``, ``n_ctx_episodes``, ...). Returns the model
-    and a log dict (losses, wall time, data settings).
+    ``source`` is ``"q_learning"`` (:func:`~rlinterp.agents.sources.darkroom_q_learning`) or ``"psrl"``
+    (:func:`~rlinterp.agents.sources.darkroom_psrl`). ``train_goals`` (n, 2) defaults to the training split of
+    :func:`~rlinterp.envs.darkroom.darkroom_goal_split`. ``model_kw`` are :class:`ADConfig` fields (``d_model``,
+    ``n_layers``, ``n_ctx_episodes``, ``cell_embedding``, ...). Returns the model and a log dict (losses, wall time,
+    data settings).
     """
-    from rlinterp.agents.sources import darkroom_expert, darkroom_q_learning
+    from rlinterp.agents.sources import darkroom_expert, darkroom_psrl, darkroom_q_learning
     from rlinterp.envs.darkroom import darkroom_goal_split
 
     if kind not in ("ad", "ed"):
         raise ValueError(f"kind must be 'ad' (algorithm distillation) or 'ed' (expert distillation), got {kind!r}")
+    sources = {"q_learning": darkroom_q_learning, "psrl": darkroom_psrl}
+    if source not in sources:
+        raise ValueError(f"source must be one of {sorted(sources)}, got {source!r}")
     if train_goals is None:
         train_goals = darkroom_goal_split()[0]
     cfg = ADConfig(seed=seed, **model_kw).validate()
     goals = np.repeat(np.asarray(train_goals), _check_int("histories_per_goal", histories_per_goal, 1), 0)
     if kind == "ad":
-        hist = darkroom_q_learning(goals, n_source_episodes, seed=seed + 1000, progress=progress)
+        hist = sources[source](goals, n_source_episodes, seed=seed + 1000, progress=progress)
         sampler = WindowSampler(hist, cfg, stride=stride, seed=seed)
     else:
         hist = darkroom_expert(goals, cfg.n_ctx_episodes, seed=seed + 1000)
         sampler = WindowSampler(hist, cfg, stride=1, seed=seed)
     model = ADTransformer(cfg, device=device)
     log = train(model, sampler.sample, n_steps=n_steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
-    log.update(kind=kind, n_train_goals=len(train_goals), histories_per_goal=histories_per_goal,
+    log.update(kind=kind, source=source if kind == "ad" else "expert", n_train_goals=len(train_goals), histories_per_goal=histories_per_goal,
                n_source_episodes=n_source_episodes, stride=stride if kind == "ad" else 1, n_steps=n_steps,
                batch_size=batch_size, lr=lr)
     return model, log

@@ -6,6 +6,11 @@ Every function runs many tasks at once (vectorised numpy over the task axis) and
 - :func:`darkroom_q_learning`: tabular Q-learning with a UCB-style count bonus ``bonus / sqrt(N(s, a) + 1)`` and a
   little epsilon-greedy noise. It needs many episodes: on 9 x 9 Dark Room it reaches ~80 % of the optimal return
   only after ~60-80 episodes, which is what makes its learning history worth distilling.
+- :func:`darkroom_psrl`: posterior sampling (Thompson sampling for RL; Strens 2000, Osband et al. 2013) with the
+  task family's prior: the dynamics are known, the goal is uniform over the cells not yet ruled out. It samples a goal
+  from the posterior, walks a shortest path to it, and resamples when the sample is refuted (``resample="refuted"``,
+  ~80 % of the optimal return after ~6 episodes) or only at the next episode (``"episode"``, PSRL as in Osband et al.,
+  ~26 episodes, because it then stays on a refuted cell until the episode ends).
 - :func:`darkroom_expert`: the optimal policy (a random shortest path to the goal, then no-op): the data of the
   expert-distillation (ED) baseline.
 - :func:`darkroom_random`: uniformly random actions (a baseline).
@@ -21,7 +26,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from rlinterp.envs.darkroom import ACTIONS, DELTAS, NOOP, BatchedBandit, BatchedDarkRoom, _check_int, _check_means
+from rlinterp.envs.darkroom import (ACTIONS, DELTAS, NOOP, BatchedBandit, BatchedDarkRoom, _check_int, _check_means,
+                                    oracle_actions)
 
 
 def _check_prob(name: str, value: Any, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -66,6 +72,50 @@ def darkroom_q_learning(goals: np.ndarray, n_episodes: int = 120, seed: int = 0,
             s2, r, _ = env.step(a)
             N[b, s, a] += 1
             Q[b, s, a] += alpha * (r + gamma * Q[b, s2].max(1) - Q[b, s, a])
+            hist["obs"][:, e, t], hist["actions"][:, e, t], hist["rewards"][:, e, t] = s, a, r
+            s = s2
+    hist["returns"] = hist["rewards"].sum(-1)
+    return hist
+
+
+def darkroom_psrl(goals: np.ndarray, n_episodes: int = 12, seed: int = 0, resample: str = "refuted", size: int = 9,
+                  max_steps: int = 20, progress: bool = False) -> dict[str, np.ndarray]:
+    """Learning histories of posterior sampling over the goal cell, one independent learner per row of ``goals`` (B, 2).
+
+    Belief: the goal is uniform over the cells the learner has not yet *stepped onto* without reward (a reward is only
+    paid for the step that ends on the goal, so merely starting on a cell says nothing about it); a reward collapses
+    the belief onto that cell. Policy: move to the sampled goal along x, then along y
+    (:func:`~rlinterp.envs.darkroom.oracle_actions`), no-op on it (which tests the start cell). A new sample is drawn
+    at every episode start and, with ``resample="refuted"``, also as soon as the sampled cell is ruled out. Once
+    the goal is found the learner heads there at once, also within the episode in which it found it.
+    """
+    n_episodes = _check_int("n_episodes", n_episodes, 1)
+    if resample not in ("refuted", "episode"):
+        raise ValueError(f"resample must be 'refuted' (resample when the sampled goal is ruled out) or 'episode' "
+                         f"(PSRL: once per episode), got {resample!r}")
+    rng = np.random.default_rng(seed)
+    env = BatchedDarkRoom(goals, size, max_steps)
+    B, S, T, G = env.B, env.size ** 2, env.max_steps, env.size
+    b = np.arange(B)
+    ruled_out = np.zeros((B, S), bool)  # cells visited without reward
+    found = np.full(B, -1)  # the goal cell once a reward was seen
+    hist = _empty_history(B, n_episodes, T)
+
+    def sample_goal() -> np.ndarray:  # (B,) a cell drawn uniformly from the posterior support
+        draw = ((~ruled_out) * (rng.random((B, S)) + 1e-9)).argmax(1)
+        return np.where(found >= 0, found, draw)
+
+    for e in tqdm(range(n_episodes), desc="PSRL", disable=not progress):
+        s = env.reset()
+        target = sample_goal()
+        for t in range(T):
+            if resample == "refuted":
+                target = np.where(ruled_out[b, target], sample_goal(), target)
+            target = np.where(found >= 0, found, target)
+            a = oracle_actions(np.stack([s % G, s // G], 1), np.stack([target % G, target // G], 1))
+            s2, r, _ = env.step(a)
+            found = np.where(r > 0, s2, found)
+            ruled_out[b, s2] |= r == 0
             hist["obs"][:, e, t], hist["actions"][:, e, t], hist["rewards"][:, e, t] = s, a, r
             s = s2
     hist["returns"] = hist["rewards"].sum(-1)
@@ -149,5 +199,5 @@ def bandit_thompson(means: np.ndarray, n_trials: int = 100, seed: int = 0) -> di
     return {"actions": actions, "rewards": rewards}
 
 
-__all__ = ["darkroom_q_learning", "darkroom_expert", "darkroom_random", "bandit_ucb", "bandit_thompson", "NOOP",
+__all__ = ["darkroom_q_learning", "darkroom_psrl", "darkroom_expert", "darkroom_random", "bandit_ucb", "bandit_thompson", "NOOP",
            "DELTAS"]

@@ -5,7 +5,7 @@
 (time-limit truncation). The goal cell is invisible: the observation is only the agent's own cell
 (``y * size + x``); the reward is 1 for every step that *ends* on the goal. One task per goal cell; the agent has to
 find the goal by exploration and then go straight there in later episodes. The optimal return of a goal at Manhattan
-distance ``d`` from the centre is ``max_steps - d + 1`` (:func:`oracle_return`).
+distance ``d`` from the centre is ``max_steps - d + 1`` (``max_steps`` for the centre itself; :func:`oracle_return`).
 
 **Bandits.** ``n_arms`` Bernoulli arms with means ``p``; an episode is ``episode_length`` pulls (default 100, the
 trials of one bandit task in AD's bandit experiments). :func:`bandit_tasks` draws the train/held-out task families of
@@ -67,7 +67,7 @@ def oracle_return(goals: Any, size: int = 9, max_steps: int = 20) -> np.ndarray:
     g = _check_goals(goals, size)
     c = size // 2
     d = np.abs(g - c).sum(-1)
-    return np.maximum(max_steps - d + 1, 0).astype(np.float64)
+    return np.clip(max_steps - d + 1, 0, max_steps).astype(np.float64)  # d = 0: every one of the steps pays
 
 
 def oracle_actions(pos: np.ndarray, goals: np.ndarray) -> np.ndarray:

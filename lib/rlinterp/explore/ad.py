@@ -1,7 +1,7 @@
 """Algorithm Distillation explorer: edit a Dark Room context, watch the AD transformer respond.
 
 Run with ``streamlit run lib/rlinterp/explore/ad.py`` (``rli explore ad``). In the app one picks a goal, generates a
-context (the source Q-learner's history up to episode N, expert or random episodes, or nothing), edits it (erase or
+context (the source learner's history up to episode N, expert or random episodes, or nothing), edits it (erase or
 move the rewards, toggle the reward of single steps, drop episodes) and walks a path in the current episode with
 arrow buttons; the page shows the model's next-action probabilities, the attention of every layer and head from the
 current step over the context (as a strip over positions and summed per grid cell), and the readouts of linear probes
@@ -29,12 +29,14 @@ CENTRE = np.array([SIZE // 2, SIZE // 2])
 
 
 def load_model(device: str = "cpu") -> adt.ADTransformer:
-    """The shipped AD model (``data/ad/darkroom_ad.pt``) and its training stride (``model.stride``)."""
+    """The shipped AD model (``data/ad/darkroom_ad.pt``), its training stride (``model.stride``) and the name of
+    the source it distils (``model.source``, a :func:`~rlinterp.agents.ad_transformer.fit_darkroom` source)."""
     from rlinterp.pipeline.manifest import load_checkpoint
 
     ckpt = load_checkpoint("ad/darkroom_ad.pt")
     model = adt.ADTransformer.from_checkpoint(ckpt, device)
     model.stride = int(ckpt["log"]["stride"])
+    model.source = str(ckpt["log"].get("source", "q_learning"))  # the first AD models predate the PSRL source
     return model
 
 
@@ -64,11 +66,12 @@ def _check_goal(goal) -> np.ndarray:
 
 
 def make_context(goal, kind: str = "source", upto: int = 40, n_episodes: int = 3, stride: int = 4,
-                 seed: int = 0) -> Context:
+                 seed: int = 0, source: str = "psrl") -> Context:
     """A context of ``n_episodes`` past episodes for ``goal``.
 
-    ``kind="source"``: the Q-learner's history on this goal, episodes ``upto - (n-1) * stride, ..., upto`` (1-based,
-    as AD's training windows); ``"expert"``, ``"random"``: fresh expert / random episodes; ``"empty"``: none.
+    ``kind="source"``: the history of the learner ``source`` (``"psrl"`` or ``"q_learning"``) on this goal, episodes
+    ``upto - (n-1) * stride, ..., upto`` (1-based, as AD's training windows); ``"expert"``, ``"random"``: fresh
+    expert / random episodes; ``"empty"``: none.
     """
     g = _check_goal(goal)
     if kind not in ("source", "expert", "random", "empty"):
@@ -81,7 +84,10 @@ def make_context(goal, kind: str = "source", upto: int = 40, n_episodes: int = 3
         if first < 1:
             raise ValueError(f"upto must be >= {(n_episodes - 1) * stride + 1} for {n_episodes} episodes at stride "
                              f"{stride}, got {upto}")
-        h = sources.darkroom_q_learning(g[None], upto, seed=seed)
+        learners = {"psrl": sources.darkroom_psrl, "q_learning": sources.darkroom_q_learning}
+        if source not in learners:
+            raise ValueError(f"source must be one of {sorted(learners)}, got {source!r}")
+        h = learners[source](g[None], upto, seed=seed)
         idx = np.arange(first - 1, upto, stride)
     else:
         fn = sources.darkroom_expert if kind == "expert" else sources.darkroom_random
@@ -190,8 +196,9 @@ def set_token_rewards(tokens: np.ndarray, rewarded: np.ndarray, n_actions: int =
 @torch.no_grad()
 def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int = 1, temperature: float = 1.0,
                seed: int = 0) -> dict[str, np.ndarray]:
-    """The model plays one episode after the fixed context ``prefix`` (m, P tokens; its last ``K - 1`` episodes are
-    kept) in rooms whose goals are ``goals`` (m, 2), ``n_plays`` sampled plays per context.
+    """The model plays one episode after the fixed context ``prefix`` (m, E * T tokens of E whole episodes, of which
+    the last ``K - 1`` are kept; fewer is fine: it is then the start of a history) in rooms whose goals are ``goals``
+    (m, 2), ``n_plays`` sampled plays per context.
 
     Returns ``cells`` (m, n_plays, T): the cell each step ends in; ``rewards`` (m, n_plays, T); ``p0`` (m, A): the
     action probabilities at the first step (the same for every play).
@@ -199,10 +206,10 @@ def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int
     cfg = model.ad_cfg
     K, Te, A = cfg.n_ctx_episodes, cfg.episode_len, cfg.n_actions
     prefix = np.asarray(prefix, np.int64)
-    if prefix.ndim != 2 or prefix.shape[1] % Te or prefix.shape[1] < (K - 1) * Te:
-        raise ValueError(f"prefix must be (m, E * {Te}) tokens of E >= {K - 1} whole episodes, got {prefix.shape}")
+    if prefix.ndim != 2 or prefix.shape[1] % Te:
+        raise ValueError(f"prefix must be (m, E * {Te}) tokens of E whole episodes, got {prefix.shape}")
     m = len(prefix)
-    pre = np.repeat(prefix[:, prefix.shape[1] - (K - 1) * Te:], n_plays, 0)
+    pre = np.repeat(prefix[:, max(0, prefix.shape[1] - (K - 1) * Te):], n_plays, 0)
     env = dr.BatchedDarkRoom(np.repeat(np.asarray(goals), n_plays, 0), cfg.grid_size, Te)
     if env.B != len(pre):
         raise ValueError(f"goals must be (m, 2) with m = {m} (one per context), got {np.asarray(goals).shape}")
@@ -268,11 +275,12 @@ def _fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int, 
 
 
 @torch.no_grad()
-def fit_probes(model: adt.ADTransformer, n_episodes: int = 4, steps: int = 50, seed: int = 0) -> dict:
+def fit_probes(model: adt.ADTransformer, n_episodes: int | None = None, steps: int = 50, seed: int = 0) -> dict:
     """Per layer, probes at the residual stream after each block: ``found`` (a reward at or before this position,
     2 classes) and, where found, ``goal_x``/``goal_y`` (9 classes). Data: the model's sampled rollouts on all 81 goals,
     windows of K episodes, positions of the last episode. Returns {"found": [Probe per layer], "goal_x": ..., ...}."""
     K = model.ad_cfg.n_ctx_episodes
+    n_episodes = K if n_episodes is None else n_episodes
     if n_episodes < K:
         raise ValueError(f"n_episodes must be >= {K} (the context length in episodes), got {n_episodes}")
     cells = np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="xy"), -1).reshape(-1, 2)
@@ -364,24 +372,27 @@ def main() -> None:  # pragma: no cover - exercised by tests/test_ad_explorer.py
         gx = st.number_input("goal x", 0, SIZE - 1, 1, key="goal_x")
         gy = st.number_input("goal y", 0, SIZE - 1, 1, key="goal_y")
         kind = st.selectbox("past episodes from", ["source", "expert", "random", "empty"], key="kind")
-        upto = st.number_input("source: up to episode N", (K - 2) * model.stride + 1, 120, 40, key="upto")
+        n_past = st.number_input("number of past episodes", 0, K - 1, min(3, K - 1), key="n_past")
+        upto = st.number_input(f"source ({model.source}): up to episode N", 1, 120,
+                               max(1, int(n_past) - 1) * model.stride + 1, key="upto")
         seed = st.number_input("seed", 0, 10_000, 0, key="seed")
         st.header("Edit rewards")
         mode = st.radio("rewards", ["keep", "erase", "cells"], key="mode",
                         format_func={"keep": "as generated", "erase": "erase all",
                                      "cells": "only on the cells below"}.get)
         cells_txt = st.text_input("rewarded cells: x,y; x,y", "4,2", key="cells")
-        te = st.number_input("toggle reward: episode", 0, K - 2, 0, key="tog_e")
+        te = st.number_input("toggle reward: episode", 0, max(0, int(n_past) - 1), 0, key="tog_e")
         tt = st.number_input("toggle reward: step", 0, T - 1, 0, key="tog_t")
         if st.button("toggle", key="toggle"):
             ss.toggles.append((int(te), int(tt)))
         if st.button("clear toggles", key="clear_toggles"):
             ss.toggles = []
-        drop = st.multiselect("drop past episodes", list(range(K - 1)), key="drop")
+        drop = st.multiselect("drop past episodes", list(range(int(n_past))), key="drop")
 
     try:
         cells = [tuple(int(v) for v in c.split(",")) for c in cells_txt.split(";") if c.strip()]
-        base = st.cache_data(make_context)((int(gx), int(gy)), kind, int(upto), K - 1, model.stride, int(seed))
+        base = st.cache_data(make_context)((int(gx), int(gy)), kind, int(upto), int(n_past), model.stride,
+                                           int(seed), model.source)
         toggles = [t for t in ss.toggles if t[0] < base.n_episodes]
         ctx = edit_rewards(base, mode, cells, toggles, drop)
     except ValueError as err:
