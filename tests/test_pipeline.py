@@ -149,10 +149,24 @@ def test_manifest_roundtrip_and_corruption(tmp_path):
     with pytest.raises(manifest.DataError, match="not in data/MANIFEST.json"):
         manifest.data_path("other.pt", data_dir=data)
     assert len(manifest.verify_all(data)) == 1
+    # a checkpoint that weights_only loading could not read is refused before anything is written
+    np = pytest.importorskip("numpy")
+    with pytest.raises(manifest.DataError, match="refusing to save.*float"):
+        manifest.save_checkpoint({"score": np.float64(0.5)}, "s/bad.pt", command="x", data_dir=data)
+    assert not (data / "s/bad.pt").exists() and "s/bad.pt" not in manifest.read_manifest(data)
 
 
 def test_shipped_data_matches_manifest():
     assert manifest.verify_all() == []
+
+
+def test_shipped_checkpoints_load_safely():
+    """Every shipped .pt loads with torch.load(weights_only=True): no numpy scalars or classes in checkpoints (a
+    retraining run that saved one would otherwise only fail later, when a chapter loads the file)."""
+    names = [n for n in manifest.read_manifest() if n.endswith(".pt")]
+    assert names
+    for name in names:
+        assert isinstance(manifest.load_checkpoint(name), dict), name
 
 
 # ----------------------------------------------------------------------------------------------- rendering

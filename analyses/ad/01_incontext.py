@@ -272,7 +272,7 @@ if retrain_ablation:
                 tr_oracle = dr.oracle_return(train_goals[:n]).mean()
                 variants.append({"d_model": w, "n_layers": 2 if w < 64 else 3, "seed": seed + rep,
                                  "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,
-                                 "train return (last 5)": float(tr_curve[:, -5:].mean()) / tr_oracle,
+                                 "train return (last 5)": float(tr_curve[:, -5:].mean() / tr_oracle),
                                  "train minutes": float(log_["wall_s"]) / 60,
                                  "final loss": float(log_["loss"][-100:].mean())})
     ablation = {"variants": variants, "curves": torch.as_tensor(np.stack(curves)), "n_steps": ablation_steps}

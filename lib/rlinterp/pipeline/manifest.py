@@ -119,6 +119,12 @@ def save_checkpoint(obj: dict[str, Any], name: str, command: str, metrics: dict[
 
     buf = io.BytesIO()
     torch.save(obj, buf)
+    try:  # refuse to ship a file that load_checkpoint (weights_only=True) could not read back
+        torch.load(io.BytesIO(buf.getvalue()), map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), str(e).splitlines()[0])
+        raise DataError(f"refusing to save data/{name}: it would not load with torch.load(weights_only=True) ({why}); "
+                        f"store plain Python numbers, lists, dicts and tensors (e.g. float(x) for numpy scalars)") from e
     path = Path(data_dir or DATA) / name
     atomic_write_bytes(path, buf.getvalue())
     register(name, command, metrics, data_dir)
