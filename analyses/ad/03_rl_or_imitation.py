@@ -53,7 +53,7 @@ cfg = model.ad_cfg
 K, T, A, S, G = cfg.n_ctx_episodes, cfg.episode_len, cfg.n_actions, cfg.n_obs, cfg.grid_size
 stride = int(ckpt["log"]["stride"])
 source_name = str(ckpt["log"].get("source", "q_learning"))
-learner = {"psrl": sources.darkroom_psrl, "q_learning": sources.darkroom_q_learning}[source_name]
+learner = sources.DARKROOM_LEARNERS[source_name]
 if not 1 <= n_context <= K - 1:
     raise ValueError(f"n_context must lie in [1, {K - 1}] (the model's context holds {K} episodes), got {n_context}")
 if late_episode + (n_context - 1) * stride >= n_source_episodes or n_context * stride > n_source_episodes:

@@ -342,20 +342,19 @@ def fit_darkroom(kind: str = "ad", train_goals: np.ndarray | None = None, histor
     ``n_layers``, ``n_ctx_episodes``, ``cell_embedding``, ...). Returns the model and a log dict (losses, wall time,
     data settings).
     """
-    from rlinterp.agents.sources import darkroom_expert, darkroom_psrl, darkroom_q_learning
+    from rlinterp.agents.sources import DARKROOM_LEARNERS, darkroom_expert
     from rlinterp.envs.darkroom import darkroom_goal_split
 
     if kind not in ("ad", "ed"):
         raise ValueError(f"kind must be 'ad' (algorithm distillation) or 'ed' (expert distillation), got {kind!r}")
-    sources = {"q_learning": darkroom_q_learning, "psrl": darkroom_psrl}
-    if source not in sources:
-        raise ValueError(f"source must be one of {sorted(sources)}, got {source!r}")
+    if source not in DARKROOM_LEARNERS:
+        raise ValueError(f"source must be one of {sorted(DARKROOM_LEARNERS)}, got {source!r}")
     if train_goals is None:
         train_goals = darkroom_goal_split()[0]
     cfg = ADConfig(seed=seed, **model_kw).validate()
     goals = np.repeat(np.asarray(train_goals), _check_int("histories_per_goal", histories_per_goal, 1), 0)
     if kind == "ad":
-        hist = sources[source](goals, n_source_episodes, seed=seed + 1000, progress=progress)
+        hist = DARKROOM_LEARNERS[source](goals, n_source_episodes, seed=seed + 1000, progress=progress)
         sampler = WindowSampler(hist, cfg, stride=stride, seed=seed)
     else:
         hist = darkroom_expert(goals, cfg.n_ctx_episodes, seed=seed + 1000)

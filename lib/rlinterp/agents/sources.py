@@ -122,6 +122,10 @@ def darkroom_psrl(goals: np.ndarray, n_episodes: int = 12, seed: int = 0, resamp
     return hist
 
 
+#: the Dark Room learners whose histories AD distils, by the name checkpoints record (``log["source"]``)
+DARKROOM_LEARNERS = {"psrl": darkroom_psrl, "q_learning": darkroom_q_learning}
+
+
 def darkroom_expert(goals: np.ndarray, n_episodes: int = 4, seed: int = 0, size: int = 9,
                     max_steps: int = 20) -> dict[str, np.ndarray]:
     """Expert trajectories: each step a uniformly chosen move that shortens the distance to the goal; no-op on it."""
@@ -199,5 +203,5 @@ def bandit_thompson(means: np.ndarray, n_trials: int = 100, seed: int = 0) -> di
     return {"actions": actions, "rewards": rewards}
 
 
-__all__ = ["darkroom_q_learning", "darkroom_psrl", "darkroom_expert", "darkroom_random", "bandit_ucb", "bandit_thompson", "NOOP",
+__all__ = ["darkroom_q_learning", "darkroom_psrl", "DARKROOM_LEARNERS", "darkroom_expert", "darkroom_random", "bandit_ucb", "bandit_thompson", "NOOP",
            "DELTAS"]

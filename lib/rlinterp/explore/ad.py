@@ -84,10 +84,9 @@ def make_context(goal, kind: str = "source", upto: int = 40, n_episodes: int = 3
         if first < 1:
             raise ValueError(f"upto must be >= {(n_episodes - 1) * stride + 1} for {n_episodes} episodes at stride "
                              f"{stride}, got {upto}")
-        learners = {"psrl": sources.darkroom_psrl, "q_learning": sources.darkroom_q_learning}
-        if source not in learners:
-            raise ValueError(f"source must be one of {sorted(learners)}, got {source!r}")
-        h = learners[source](g[None], upto, seed=seed)
+        if source not in sources.DARKROOM_LEARNERS:
+            raise ValueError(f"source must be one of {sorted(sources.DARKROOM_LEARNERS)}, got {source!r}")
+        h = sources.DARKROOM_LEARNERS[source](g[None], upto, seed=seed)
         idx = np.arange(first - 1, upto, stride)
     else:
         fn = sources.darkroom_expert if kind == "expert" else sources.darkroom_random
