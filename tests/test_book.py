@@ -22,7 +22,7 @@ def test_quarto_config_follows_the_book_schema():
     assert {"html", "typst"} <= set(cfg["format"])
     assert (ROOT / cfg["bibliography"]).exists()
     entries = [c for _, c in an.chapter_entries(cfg)]
-    assert entries[0] == "paper/index.qmd" and "paper/references.qmd" in entries
+    assert entries[0] == "index.qmd" and "paper/references.qmd" in entries
     for entry in entries:
         assert entry.endswith((".qmd", ".ipynb"))
         if entry.endswith(".qmd"):

@@ -63,7 +63,19 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def quarto_config(root: Path) -> dict:
-    return yaml.safe_load((root / "_quarto.yml").read_text())
+    """``_quarto.yml`` as a dict, refusing a book Quarto itself would refuse.
+
+    Quarto (measured with 1.10) accepts a book's home page only as ``index.*`` at the project root and stops with
+    "Book contents must include a home page" otherwise; the fallback renderer applies the same rule so a book that
+    renders here renders with Quarto too.
+    """
+    config = yaml.safe_load((root / "_quarto.yml").read_text())
+    if config.get("project", {}).get("type") == "book":
+        entries = [c for _, c in chapter_entries(config)]
+        if not any(Path(c).stem == "index" and Path(c).parent == Path(".") for c in entries):
+            raise ValueError(f"{root / '_quarto.yml'}: a Quarto book needs its home page as index.qmd (or index.md) at "
+                             f"the project root, listed in book.chapters; found {entries[:1] or 'no chapters'}")
+    return config
 
 
 def chapter_entries(config: dict) -> list[tuple[str | None, str]]:

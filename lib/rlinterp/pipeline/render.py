@@ -63,9 +63,14 @@ def render(root: Path, book_dir: Path | None = None, renderer: str = "auto") -> 
 
 
 def _stage_book(root: Path, book_dir: Path) -> None:
-    """Copy the book skeleton (_quarto.yml and the prose/bibliography under paper/) next to executed chapters."""
+    """Copy the book skeleton (_quarto.yml, the prose pages it lists — the home page ``index.qmd`` lives at the root —
+    and the prose/bibliography under paper/) next to executed chapters."""
     (book_dir / "paper").mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "_quarto.yml", book_dir / "_quarto.yml")
+    for _, entry in an.chapter_entries(an.quarto_config(root)):
+        if not entry.endswith(".ipynb") and (root / entry).is_file():
+            (book_dir / entry).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / entry, book_dir / entry)
     for path in (root / "paper").rglob("*"):
         if path.is_file() and path.suffix in {".qmd", ".bib", ".css", ".csl", ".png", ".svg"}:
             target = book_dir / path.relative_to(root)
