@@ -4,15 +4,24 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.rlinterp-installed
 JOBS   ?= 2
+# TORCH=cpu installs PyTorch's CPU-only wheel from PyTorch's own index (about 190 MB); the default (empty) takes
+# torch from PyPI, which on Linux is the CUDA build (the wheel plus its nvidia-* packages: several GB) — right for GPUs.
+TORCH  ?=
+TORCH_INDEX_cpu := --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
 
 .PHONY: paper test smoke render venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "rlinterp needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@case "$(TORCH)" in ""|cpu) ;; *) echo "TORCH must be empty (PyPI's build: CUDA on Linux) or cpu, not '$(TORCH)'"; exit 2;; esac
+	@# a .venv left half-made (e.g. Debian's python3.11 without python3.11-venv has no ensurepip) is made anew
+	@if [ -d $(VENV) ] && ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+		echo "$(VENV) is incomplete (no working pip): recreating it"; rm -rf $(VENV); fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "could not create $(VENV): install Python's venv module (Debian/Ubuntu: apt install python3.11-venv)"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: any other version would pull gigabytes of CUDA wheels
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" $(TORCH_INDEX_$(TORCH))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
