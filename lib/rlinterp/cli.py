@@ -178,6 +178,15 @@ def cmd_data(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_diff(args) -> int:
+    from rlinterp.pipeline.diff import diff
+
+    root = _root(args)
+    chapters = diff(root, args.base, profile=args.profile, out=Path(args.out) if args.out else None,
+                    run=not args.no_run, names=args.only or None)
+    return 1 if any(ch.error for ch in chapters) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", help="project root (default: the folder with _quarto.yml above the current one)")
@@ -232,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="fewer Monte-Carlo games / evaluation rollouts")
     s.add_argument("studies", nargs="*", help="studies to run (default: all)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("diff", help="review a change: which chapters it moves and how (HTML + Markdown report)")
+    s.add_argument("base", nargs="?", default=None, help="git ref to compare with (default: merge base with main)")
+    s.add_argument("--profile", default=None, help="run both sides with this profile (default: the paper's)")
+    s.add_argument("--out", help="report folder (default: _build/diff)")
+    s.add_argument("--no-run", action="store_true", help="only list the chapters whose inputs changed, and why")
+    s.add_argument("--only", action="append", default=[], metavar="ANALYSIS", help="compare only these analyses")
+    s.set_defaults(func=cmd_diff)
 
     s = sub.add_parser("data", help="data manifest tools")
     s.add_argument("action", choices=["verify"])
