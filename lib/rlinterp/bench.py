@@ -34,7 +34,8 @@ def ad(fast: bool = False) -> list[Row]:
     import numpy as np
     import torch
 
-    from rlinterp.agents.ad_transformer import ADTransformer, evaluate_darkroom
+    from rlinterp.models.ad_transformer import ADTransformer
+    from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
     from rlinterp.pipeline.manifest import load_checkpoint
 
