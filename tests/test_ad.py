@@ -1,4 +1,4 @@
-"""Algorithm Distillation: Dark Room / bandit envs, source histories, the hooked AD transformer, shipped checkpoints."""
+"""Algorithm Distillation: the Dark Room env, source histories, the hooked AD transformer, shipped checkpoints."""
 import warnings
 
 import gymnasium as gym
@@ -7,9 +7,10 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from rlinterp.agents import sources
-from rlinterp.agents.ad_transformer import (ADConfig, ADTransformer, WindowSampler, fit_darkroom, pack_tokens,
-                                            rollout_darkroom, unpack_tokens)
+from rlinterp.learners import sources
+from rlinterp.learners.ad import WindowSampler, fit_darkroom
+from rlinterp.models.ad_transformer import ADConfig, ADTransformer, pack_tokens, unpack_tokens
+from rlinterp.studies.ad import rollout_darkroom
 from rlinterp.envs import darkroom as dr
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -21,8 +22,6 @@ def test_check_env_and_registration():
         warnings.simplefilter("ignore")
         check_env(gym.make("rlinterp/DarkRoom-v0").unwrapped)
         check_env(dr.DarkRoomEnv(goal=(1, 7)))
-        check_env(gym.make("rlinterp/Bandit-v0", n_arms=4).unwrapped)
-        check_env(dr.BanditEnv(means=[0.1, 0.9, 0.5], episode_length=5))
     dr.register_envs()  # idempotent
 
 
@@ -65,25 +64,14 @@ def test_darkroom_invalid_config(kwargs):
         dr.DarkRoomEnv(**kwargs)
 
 
-def test_invalid_actions_and_bandit_config():
+def test_invalid_actions_and_split():
     env = dr.DarkRoomEnv()
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(5)
-    for kw in [dict(means=[0.5]), dict(means=[0.2, 1.5]), dict(n_arms=1), dict(episode_length=0)]:
-        with pytest.raises(ValueError):
-            dr.BanditEnv(**kw)
-    with pytest.raises(ValueError):
-        dr.bandit_tasks(3, split="valid")
     with pytest.raises(ValueError):
         dr.darkroom_goal_split(n_test=81)
 
-
-def test_bandit_split_puts_best_arm_on_even_arms_at_test():
-    test = dr.bandit_tasks(200, split="test", seed=1)
-    train = dr.bandit_tasks(2000, split="train", seed=1)
-    assert (test.argmax(1) % 2 == 0).all()
-    assert 0.9 < (train.argmax(1) % 2 == 1).mean() < 0.99
 
 # ----------------------------------------------------------------------------------------------------------------
 # Sources
@@ -133,14 +121,6 @@ def test_psrl_histories_follow_the_posterior():
     with pytest.raises(ValueError, match="resample"):
         sources.darkroom_psrl(goals, 2, resample="never")
 
-
-def test_bandit_sources_improve():
-    means = dr.bandit_tasks(200, split="test", seed=0)
-    for hist in (sources.bandit_ucb(means, 100, seed=0), sources.bandit_thompson(means, 100, seed=0)):
-        expected = np.take_along_axis(means, hist["actions"], 1).mean(0)  # (trials,) mean arm value pulled
-        assert expected[:10].mean() + 0.15 < expected[-20:].mean()
-    np.testing.assert_array_equal(sources.bandit_ucb(means, 30, seed=1)["actions"],
-                                  sources.bandit_ucb(means, 30, seed=1)["actions"])
 
 # ----------------------------------------------------------------------------------------------------------------
 # Model

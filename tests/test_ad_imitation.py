@@ -1,14 +1,16 @@
-"""Context construction and editing for the AD explorer and the RL-or-imitation chapter (rlinterp.explore.ad)."""
+"""Context construction and editing for the AD explorer and the RL-or-imitation chapter (rlinterp.studies.ad)."""
 import numpy as np
 import pytest
-from rlinterp.agents import ad_transformer as adt
-from rlinterp.agents import sources
-from rlinterp.explore import ad as xad
+from rlinterp.learners import ad as adl
+from rlinterp.models import ad_transformer as adt
+from rlinterp.studies import ad as ads
+from rlinterp.learners import sources
+
 
 
 @pytest.fixture(scope="module")
 def model():
-    return xad.load_model()
+    return ads.load_model()
 
 
 def _goal_cell(g):
@@ -22,40 +24,40 @@ def test_set_token_rewards_reproduces_true_rewards_and_erases():
     rewarded = np.zeros((3, 81), bool)
     rewarded[np.arange(3), [_goal_cell(g) for g in goals]] = True
     assert (tok % 2).sum() > 0  # the learners found their goals at least once
-    np.testing.assert_array_equal(xad.set_token_rewards(tok, rewarded), tok)
-    erased = xad.set_token_rewards(tok, np.zeros((3, 81), bool))
+    np.testing.assert_array_equal(ads.set_token_rewards(tok, rewarded), tok)
+    erased = ads.set_token_rewards(tok, np.zeros((3, 81), bool))
     assert (erased % 2).sum() == 0
     np.testing.assert_array_equal(erased // 2, tok // 2)  # cells and previous actions untouched
     with pytest.raises(ValueError, match="rewarded must be"):
-        xad.set_token_rewards(tok, np.zeros((2, 81), bool))
+        ads.set_token_rewards(tok, np.zeros((2, 81), bool))
 
 
 def test_edit_rewards_cells_toggle_drop():
-    ctx = xad.make_context((7, 3), "source", upto=60, n_episodes=3, stride=4, seed=1)
+    ctx = ads.make_context((7, 3), "source", upto=60, n_episodes=3, stride=4, seed=1)
     assert ctx.obs.shape == (3, 20)
-    same = xad.edit_rewards(ctx, "cells", [(7, 3)])
+    same = ads.edit_rewards(ctx, "cells", [(7, 3)])
     np.testing.assert_array_equal(same.rewards, ctx.rewards)
-    assert xad.edit_rewards(ctx, "erase").rewards.sum() == 0
-    t = xad.edit_rewards(ctx, "erase", toggles=[(1, 5)])
+    assert ads.edit_rewards(ctx, "erase").rewards.sum() == 0
+    t = ads.edit_rewards(ctx, "erase", toggles=[(1, 5)])
     assert t.rewards.sum() == 1 and t.rewards[1, 5] == 1
-    d = xad.edit_rewards(ctx, drop=[0])
+    d = ads.edit_rewards(ctx, drop=[0])
     np.testing.assert_array_equal(d.obs, ctx.obs[1:])
     with pytest.raises(ValueError, match="mode"):
-        xad.edit_rewards(ctx, "nonsense")
+        ads.edit_rewards(ctx, "nonsense")
     with pytest.raises(ValueError, match="toggle"):
-        xad.edit_rewards(ctx, toggles=[(5, 0)])
+        ads.edit_rewards(ctx, toggles=[(5, 0)])
     with pytest.raises(ValueError, match="goal"):
-        xad.make_context((9, 0))
+        ads.make_context((9, 0))
     with pytest.raises(ValueError, match="upto"):
-        xad.make_context((1, 1), "source", upto=3)
+        ads.make_context((1, 1), "source", upto=3)
 
 
 def test_context_tokens_match_rollout_tokens(model):
     goal = np.array([[2, 6]])
-    h = adt.rollout_darkroom(model, goal, n_episodes=4, seed=5)
-    ctx = xad.Context(h["obs"][0, :3], h["actions"][0, :3], h["rewards"][0, :3], goal[0])
+    h = ads.rollout_darkroom(model, goal, n_episodes=4, seed=5)
+    ctx = ads.Context(h["obs"][0, :3], h["actions"][0, :3], h["rewards"][0, :3], goal[0])
     for t in (0, 7):
-        tok = xad.context_tokens(ctx, h["actions"][0, 3, :t], 4)
+        tok = ads.context_tokens(ctx, h["actions"][0, 3, :t], 4)
         np.testing.assert_array_equal(tok[0], h["tokens"][0, :60 + t + 1])
 
 
@@ -64,14 +66,14 @@ def test_play_after_deterministic_and_reward_driven(model):
     ex = sources.darkroom_expert(goals, 3, seed=0)
     tok = adt.pack_tokens(ex["obs"].reshape(6, -1), ex["actions"].reshape(6, -1), ex["rewards"].reshape(6, -1),
                           81, 5, 20)
-    a = xad.play_after(model, tok, goals, n_plays=2, seed=1)
-    b = xad.play_after(model, tok, goals, n_plays=2, seed=1)
+    a = ads.play_after(model, tok, goals, n_plays=2, seed=1)
+    b = ads.play_after(model, tok, goals, n_plays=2, seed=1)
     np.testing.assert_array_equal(a["cells"], b["cells"])
     assert a["cells"].shape == (6, 2, 20) and np.allclose(a["p0"].sum(-1), 1, atol=1e-5)
     gc = np.array([_goal_cell(g) for g in goals])
     np.testing.assert_array_equal(a["rewards"], (a["cells"] == gc[:, None, None]).astype(np.float32))
-    erased = xad.play_after(model, xad.set_token_rewards(tok, np.zeros((6, 81), bool)), goals, n_plays=2, seed=1)
+    erased = ads.play_after(model, ads.set_token_rewards(tok, np.zeros((6, 81), bool)), goals, n_plays=2, seed=1)
     # expert contexts with their rewards lead to the goal far more often than the same paths without rewards
     assert a["rewards"].sum() > erased["rewards"].sum()
     with pytest.raises(ValueError, match="prefix"):
-        xad.play_after(model, tok[:, :30], goals)
+        ads.play_after(model, tok[:, :30], goals)

@@ -5,20 +5,19 @@ import itertools
 import numpy as np
 import pytest
 
-from rlinterp.agents.bayes import (
+from rlinterp.studies.coinflip_bayes import (
     baselines,
     bayes_ucb_probs,
     evaluate_exact,
     evaluate_mc,
     greedy_probs,
-    mean_ci,
     oracle_value,
-    paired_ci,
     policy_from_probs,
     random_probs,
     solve,
 )
 from rlinterp.envs.coinflip import BatchedCoinFlip, CoinPrior, canonicalize
+from rlinterp.stats import mean_interval, paired_difference
 
 
 def _brute_force(n, k, sigma, choose=None):
@@ -130,11 +129,11 @@ def test_exact_matches_monte_carlo(sol53):
              "oracle": oracle_value(5, 20, 0.3), "random": 10.0}
     for name, r in R.items():
         assert r.shape == (20_000,)
-        m, lo, hi = mean_ci(r, alpha=0.001)
+        m, lo, hi = mean_interval(r, level=0.999)
         assert lo < exact[name] < hi, name
-    d = paired_ci(R["optimal"], R["greedy"], alpha=0.001)
-    assert d["lo"] < sol53.value - exact["greedy"] < d["hi"]
-    assert d["hi"] - d["lo"] < mean_ci(R["optimal"], 0.001)[2] - mean_ci(R["optimal"], 0.001)[1]  # CRN helps
+    d = paired_difference(R["optimal"], R["greedy"], level=0.999)
+    assert d.lo < sol53.value - exact["greedy"] < d.hi
+    assert d.half < mean_interval(R["optimal"], 0.999).half  # CRN helps
 
 
 def test_mc_crn_and_policies(sol53):
@@ -162,19 +161,6 @@ def test_mc_crn_and_policies(sol53):
     # a deterministic probs function turned into a policy, without rng
     greedy = policy_from_probs(greedy_probs(sol53.prior))
     assert greedy(np.zeros((2, 5, 2), np.int64), np.array([20, 20])).tolist() == [0, 0]
-
-
-def test_paired_ci():
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=5000)
-    a, b = base + 0.1 + 0.01 * rng.normal(size=5000), base
-    for method in ("normal", "bootstrap"):
-        d = paired_ci(a, b, method=method)
-        assert d["lo"] < 0.1 < d["hi"] and d["hi"] - d["lo"] < 0.002
-    with pytest.raises(ValueError):
-        paired_ci(a, b[:10])
-    with pytest.raises(ValueError):
-        paired_ci(a, b, method="magic")
 
 
 def test_solve_validation():

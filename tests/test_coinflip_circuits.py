@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlinterp.agents import bayes, dqn
+from rlinterp.learners import dqn
+from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.envs.coinflip import CoinPrior
 from rlinterp.interp import fit_probe, integrated_gradients
 from rlinterp.interp.probes import cache_hook

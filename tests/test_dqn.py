@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from rlinterp import DATA
-from rlinterp.agents import bayes, dqn
+from rlinterp.learners import dqn
+from rlinterp.models.qnet import QNetwork
+from rlinterp.studies import coinflip as cf
+from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.pipeline.manifest import DataError, read_manifest
 
 TINY = dict(n_coins=3, n_flips=6, sigma=0.3, d_hidden=32, num_games=256, batch_size=256, total_steps=600,
@@ -25,20 +28,20 @@ def random_counts(rng, B, n, k):
 
 
 def test_hook_points_in_cache():
-    model = dqn.QNetwork(dqn.DQNConfig())
+    model = QNetwork(dqn.DQNConfig())
     obs = torch.rand(4, model.cfg.d_obs)
     q, cache = model.run_with_cache(obs)
     assert q.shape == (4, 5)
     for name, shape in [("hook_obs", (4, 11)), ("mlp.0.hook_pre", (4, 128)), ("mlp.0.hook_post", (4, 128)),
-                        ("mlp.1.hook_pre", (4, 128)), ("mlp.1.hook_post", (4, 128)), ("hook_q", (4, 5))]:
+                        ("mlp.1.hook_pre", (4, 128)), ("mlp.1.hook_post", (4, 128)), ("hook_q_values", (4, 5))]:
         assert cache[name].shape == shape
-    assert torch.allclose(cache["hook_q"], q)
+    assert torch.allclose(cache["hook_q_values"], q)
     assert torch.all(cache["mlp.1.hook_post"] == torch.relu(cache["mlp.1.hook_pre"]))
 
 
 def test_act_is_permutation_invariant():
     torch.manual_seed(0)
-    model = dqn.QNetwork(dqn.DQNConfig(d_hidden=16))
+    model = QNetwork(dqn.DQNConfig(d_hidden=16))
     rng = np.random.default_rng(0)
     counts, left = random_counts(rng, 300, 5, 20)
     a = model.act(counts, left)
@@ -58,7 +61,7 @@ def test_bad_inputs_raise():
         dqn.DQNConfig(d_hidden=0)
     with pytest.raises(ValueError, match="unknown"):
         dqn.DQNConfig.from_dict({"width": 3})
-    model = dqn.QNetwork(dqn.DQNConfig(d_hidden=8))
+    model = QNetwork(dqn.DQNConfig(d_hidden=8))
     with pytest.raises(ValueError, match="shape"):
         model.act(np.zeros((2, 4, 2), dtype=np.int64), np.array([3, 3]))
 
@@ -75,7 +78,7 @@ def test_training_is_deterministic():
 def test_tiny_training_beats_random():
     cfg = dqn.DQNConfig(**TINY)
     model, hist = dqn.train(cfg, progress=False)
-    value = dqn.exact_value(model)
+    value = cf.exact_value(model)
     assert hist["best_value"][0] == pytest.approx(value)  # the best evaluated weights are returned
     optimal = bayes.solve(3, 6, 0.3, progress=False).value
     random = 3.0  # k / 2
@@ -92,7 +95,7 @@ def shipped():
 def test_shipped_agent_matches_manifest(shipped):
     model, hist = shipped
     assert model.cfg == dqn.DQNConfig()  # the defaults are the shipped run, so retraining reproduces it
-    value = dqn.exact_value(model)
+    value = cf.exact_value(model)
     assert value > 13.5  # random play scores 10
     metrics = read_manifest()["coinflip/dqn.pt"]["metrics"]
     assert value == pytest.approx(metrics["expected_heads"], abs=1e-5)

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from rlinterp.agents import ddqn
-from rlinterp.agents.ego_attention import EgoAttentionNetwork, MLPNetwork, build_network, n_params
+from rlinterp.learners import ddqn
+from rlinterp.models.ego_attention import EgoAttentionNetwork, MLPNetwork, build_network, n_params
 from rlinterp.envs import highway as hw
+from rlinterp.learners.replay import ReplayBuffer
+from rlinterp.studies import highway as hws
+from rlinterp.studies import highway_plots as hwp
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +71,13 @@ def test_env_overrides_validated():
 
 def test_policies_and_episode(env):
     with pytest.raises(ValueError, match="action must be"):
-        hw.constant_policy(3)
+        hws.constant_policy(3)
     with pytest.raises(ValueError, match="policy returned"):
-        hw.run_episode(env, lambda obs: 7, seed=1)
-    ep = hw.run_episode(env, hw.constant_policy(1), seed=hw.EVAL_SEED, max_steps=3)
+        hws.run_episode(env, lambda obs: 7, seed=1)
+    ep = hws.run_episode(env, hws.constant_policy(1), seed=hws.EVAL_SEED, max_steps=3)
     assert 1 <= ep["length"] <= 3 and len(ep["rewards"]) == ep["length"]
     assert not (ep["arrived"] and ep["crashed"])
-    res = hw.evaluate(hw.random_policy(0), n_episodes=2, progress=False, duration=3)
+    res = hws.evaluate(hws.random_policy(0), n_episodes=2, progress=False, duration=3)
     assert res["n_episodes"] == 2 and len(res["returns"]) == 2
     assert 0 <= res["success_rate"] <= 1 and 0 <= res["collision_rate"] <= 1 and res["mean_length"] <= 3
 
@@ -105,7 +108,7 @@ def test_ego_attention_hook_names_and_pattern(observations):
     x = torch.as_tensor(observations)
     _, cache = net.run_with_cache(x)
     expected = {"hook_obs", "ego_embed.hook_out", "others_embed.hook_out", "attn.hook_q", "attn.hook_k",
-                "attn.hook_v", "attn.hook_scores", "attn.hook_pattern", "attn.hook_head_out", "attn.hook_combine",
+                "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_result", "attn.hook_combine",
                 "hook_resid", "hook_q_values"}
     expected |= {f"{m}.{i}.hook_{s}" for m in ("ego_embed", "others_embed", "mlp") for i in (0, 1)
                  for s in ("pre", "post")}
@@ -118,7 +121,7 @@ def test_ego_attention_hook_names_and_pattern(observations):
     assert absent.any(), "the test observations should contain absent vehicles"
     assert (pattern.masked_select(absent[:, None, :].expand_as(pattern)) == 0).all()
     # the decomposition holds: heads sum to combine, resid is the average with the ego embedding
-    torch.testing.assert_close(cache["attn.hook_head_out"].sum(1), cache["attn.hook_combine"])
+    torch.testing.assert_close(cache["attn.hook_result"].sum(1), cache["attn.hook_combine"])
     torch.testing.assert_close(cache["hook_resid"], (cache["attn.hook_combine"] + cache["ego_embed.hook_out"]) / 2)
 
 
@@ -168,7 +171,7 @@ def test_ddqn_resume(tmp_path):
 def test_ddqn_loss_decreases(env):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    buf = ddqn.ReplayBuffer(200, hw.OBS_SHAPE)
+    buf = ReplayBuffer(200, hw.OBS_SHAPE)
     obs, _ = env.reset(seed=11)
     while buf.size < 64:
         a = int(rng.integers(3))
@@ -178,7 +181,7 @@ def test_ddqn_loss_decreases(env):
     q_net, target = EgoAttentionNetwork(), EgoAttentionNetwork()
     target.load_state_dict(q_net.state_dict())
     opt = torch.optim.Adam(q_net.parameters(), lr=5e-4)
-    batch = buf.sample(64, rng, "cpu")
+    batch = buf.sample(64, rng)
     losses = []
     for _ in range(60):
         loss = ddqn.td_loss(q_net, target, batch, gamma=0.95)
@@ -217,6 +220,6 @@ def test_headless_render_is_not_black():
     obs, _ = env.reset(seed=3)
     frame = env.render()
     assert frame.shape == (600, 600, 3) and frame.dtype == np.uint8 and frame.std() > 5
-    ego_px = hw.world_to_pixel(env, hw.obs_positions(obs))[0]
+    ego_px = hwp.world_to_pixel(env, hw.obs_positions(obs))[0]
     assert 0 <= ego_px[0] < 600 and 0 <= ego_px[1] < 600
     env.close()

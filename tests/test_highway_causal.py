@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from rlinterp.agents.ego_attention import EgoAttentionNetwork
-from rlinterp.agents.planted import PlantedMLP
+from rlinterp.models.ego_attention import EgoAttentionNetwork
+from rlinterp.models.planted import PlantedMLP
 from rlinterp.interp.editing import (
     ablate,
     edited,
@@ -70,8 +70,8 @@ def test_head_ablation_on_an_ego_attention_network():
     with torch.no_grad():
         _, cache = net.run_with_cache(x)
         for h in range(net.attn.n_heads):
-            out = run_edited(net, x, [ablate("attn.hook_head_out", h, "zero", trailing=1, model=net)])
-            resid = (cache["attn.hook_combine"] - cache["attn.hook_head_out"][:, h] + cache["ego_embed.hook_out"]) / 2
+            out = run_edited(net, x, [ablate("attn.hook_result", h, "zero", trailing=1, model=net)])
+            resid = (cache["attn.hook_combine"] - cache["attn.hook_result"][:, h] + cache["ego_embed.hook_out"]) / 2
             torch.testing.assert_close(out, net.head(net.mlp(resid)))
 
 
@@ -88,18 +88,19 @@ def test_bad_parameters_raise_value_errors(planted):
 
 
 def test_masking_all_other_vehicles_leaves_only_ego_attention():
-    from rlinterp.agents import ddqn
+    from rlinterp.learners import ddqn
     from rlinterp.envs import highway as hw
+    from rlinterp.studies import highway as hws
 
     model = ddqn.load_agent("highway/ego_attention.pt")
     env = hw.make_env(123)
-    ep = hw.run_episode(env, ddqn.greedy_policy(model), 123, max_steps=5)
+    ep = hws.run_episode(env, ddqn.greedy_policy(model), 123, max_steps=5)
     env.close()
     x = torch.tensor(np.array(ep["obs"]), dtype=torch.float32)
     assert int((x[:, 1:, 0] > 0.5).sum()) > 0  # there are other vehicles to mask
     others = torch.ones(15, dtype=torch.bool)
     others[0] = False
-    with torch.no_grad(), edited(model, [mask_attention("attn.hook_scores", others, model=model)]):
+    with torch.no_grad(), edited(model, [mask_attention("attn.hook_attn_scores", others, model=model)]):
         _, cache = model.run_with_cache(x)
     pattern = cache["attn.hook_pattern"]  # [B, H, 15]
     onehot = torch.zeros_like(pattern)
@@ -108,7 +109,7 @@ def test_masking_all_other_vehicles_leaves_only_ego_attention():
     # restricted to head 1: head 0 keeps its normal pattern
     with torch.no_grad():
         _, clean = model.run_with_cache(x)
-        with edited(model, [mask_attention("attn.hook_scores", others, heads=[1])]):
+        with edited(model, [mask_attention("attn.hook_attn_scores", others, heads=[1])]):
             _, c1 = model.run_with_cache(x)
     torch.testing.assert_close(c1["attn.hook_pattern"][:, 0], clean["attn.hook_pattern"][:, 0])
     torch.testing.assert_close(c1["attn.hook_pattern"][:, 1], onehot[:, 1])

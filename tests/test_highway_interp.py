@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
-from rlinterp.agents import ddqn
-from rlinterp.agents import ego_attention as ea
-from rlinterp.interp import attributions as at
+from rlinterp.learners import ddqn
+from rlinterp.studies import highway as hws
+from rlinterp.interp import captum as at
 from rlinterp.interp.lens import logit_lens
 
 
@@ -16,7 +16,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def data(model):
-    return ea.collect_episodes(model, 2, progress=False)
+    return hws.collect_episodes(model, 2, progress=False)
 
 
 def test_collect_episodes_shapes(data):
@@ -26,45 +26,45 @@ def test_collect_episodes_shapes(data):
     assert (data["obs"][:, 0, 0] == 1).all()  # the ego is always present
     assert len(data["returns"]) == 2
     with pytest.raises(ValueError):
-        ea.collect_episodes(None, 0)
+        hws.collect_episodes(None, 0)
 
 
 def test_local_affine_is_exact(model, data):
     x = data["obs"][:, 1:].reshape(-1, 7)
-    J, c = ea.local_affine(model.others_embed, x)
+    J, c = hws.local_affine(model.others_embed, x)
     assert J.shape == (len(x), 64, 7) and c.shape == (len(x), 64)
     torch.testing.assert_close(torch.einsum("boi,bi->bo", J, x) + c, model.others_embed(x).detach(), atol=1e-5, rtol=0)
     # Jacobian equals autograd's
     x0 = data["obs"][0, 0]
     jac = torch.autograd.functional.jacobian(model.ego_embed, x0)
-    torch.testing.assert_close(ea.local_affine(model.ego_embed, x0[None])[0][0], jac, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hws.local_affine(model.ego_embed, x0[None])[0][0], jac, atol=1e-5, rtol=0)
 
 
 def test_qk_ov_shapes_and_scores(model, data):
     obs = data["obs"]
     H = model.attn.n_heads
-    J = ea.embedding_maps(model, obs)
-    R = ea.readout_map(model, obs)
+    J = hws.embedding_maps(model, obs)
+    R = hws.readout_map(model, obs)
     assert J["ego"].shape == J["others"].shape == (64, 7) and R.shape == (3, 64)
-    assert ea.qk_circuit(model).shape == (H, 64, 64)
-    assert ea.qk_circuit(model, J["ego"], J["others"]).shape == (H, 7, 7)
-    assert ea.ov_circuit(model).shape == (H, 64, 64)
-    assert ea.ov_circuit(model, J["others"], R).shape == (H, 3, 7)
+    assert hws.qk_circuit(model).shape == (H, 64, 64)
+    assert hws.qk_circuit(model, J["ego"], J["others"]).shape == (H, 7, 7)
+    assert hws.ov_circuit(model).shape == (H, 64, 64)
+    assert hws.ov_circuit(model, J["others"], R).shape == (H, 3, 7)
     # the QK circuit reproduces the scores from the embeddings (exact: no nonlinearity between them)
     with torch.no_grad():
         _, cache = model.run_with_cache(obs)
         e_all = torch.cat([cache["ego_embed.hook_out"][:, None], cache["others_embed.hook_out"]], 1)
-        scores = torch.einsum("bd,hde,bne->bhn", cache["ego_embed.hook_out"], ea.qk_circuit(model), e_all)
+        scores = torch.einsum("bd,hde,bne->bhn", cache["ego_embed.hook_out"], hws.qk_circuit(model), e_all)
         present = (obs[..., 0] >= 0.5)[:, None].expand(-1, H, -1)
-        torch.testing.assert_close(scores[present], cache["attn.hook_scores"][present], atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(scores[present], cache["attn.hook_attn_scores"][present], atol=1e-4, rtol=1e-5)
         # the OV circuit reproduces each head's output from the pattern-weighted embeddings
         mixed = torch.einsum("bhn,bne->bhe", cache["attn.hook_pattern"], e_all)
-        head_out = torch.einsum("hoe,bhe->bho", ea.ov_circuit(model), mixed)
-        torch.testing.assert_close(head_out, cache["attn.hook_head_out"], atol=1e-4, rtol=1e-5)
+        head_out = torch.einsum("hoe,bhe->bho", hws.ov_circuit(model), mixed)
+        torch.testing.assert_close(head_out, cache["attn.hook_result"], atol=1e-4, rtol=1e-5)
         # the averaged readout is the exact Jacobian where every observation shares one ReLU pattern (one obs)
         r = cache["hook_resid"][:1]
         jac = torch.autograd.functional.jacobian(lambda v: model.head(model.mlp(v)), r[0])
-    torch.testing.assert_close(ea.readout_map(model, obs[:1]), jac, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hws.readout_map(model, obs[:1]), jac, atol=1e-5, rtol=0)
 
 
 def test_logit_lens_final_layer_is_q(model, data):
@@ -90,11 +90,11 @@ def test_ig_completeness(model, data):
 def test_single_vehicle_scenes(data):
     ego = data["obs"][0, 0]
     rel = torch.tensor([[10.0, 0.0], [0.0, -20.0]])
-    sc = ea.single_vehicle_scenes(ego, rel, torch.tensor([0.0, math.pi / 2]), torch.tensor([5.0, 8.0]))
+    sc = hws.single_vehicle_scenes(ego, rel, torch.tensor([0.0, math.pi / 2]), torch.tensor([5.0, 8.0]))
     assert sc.shape == (2, 15, 7)
     assert (sc[:, 0] == ego).all() and (sc[:, 1, 0] == 1).all() and (sc[:, 2:] == 0).all()
     torch.testing.assert_close(sc[0, 1, 1:3], (ego[1:3] + torch.tensor([0.1, 0.0])).clamp(-1, 1))
     torch.testing.assert_close(sc[1, 1, 3:5], torch.tensor([0.0, 0.4]), atol=1e-6, rtol=0)
     torch.testing.assert_close(sc[:, 1, 5] ** 2 + sc[:, 1, 6] ** 2, torch.ones(2))
     with pytest.raises(ValueError):
-        ea.single_vehicle_scenes(torch.zeros(7), rel, torch.zeros(2), torch.zeros(2))
+        hws.single_vehicle_scenes(torch.zeros(7), rel, torch.zeros(2), torch.zeros(2))

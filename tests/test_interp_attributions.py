@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from rlinterp.agents.planted import PlantedMLP, marker_task, planted_transformer
-from rlinterp.interp.attributions import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
+from rlinterp.models.planted import PlantedMLP, marker_task, planted_transformer
+from rlinterp.interp.captum import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
 
 
 

@@ -3,10 +3,10 @@ import matplotlib
 import pytest
 import torch
 
-from rlinterp.agents.planted import PlantedMLP, marker_task, planted_transformer
+from rlinterp.models.planted import PlantedMLP, marker_task, planted_transformer
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc
-from rlinterp.interp.attribution import attribution_patching, eap, eap_ig
-from rlinterp.interp.circuits import draw_circuit
+from rlinterp.interp.attribution_patching import attribution_patching, eap, eap_ig
+from rlinterp.interp.circuit_plots import draw_circuit
 from rlinterp.interp.graph import transformer_graph
 from rlinterp.interp.patching import kl_metric, logit_diff_metric, mse_metric, restored_metric
 

@@ -5,8 +5,8 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from rlinterp.agents.planted import PlantedMLP, marker_task, planted_transformer
-from rlinterp.interp.attribution import attribution_patching, eap, eap_ig
+from rlinterp.models.planted import PlantedMLP, marker_task, planted_transformer
+from rlinterp.interp.attribution_patching import attribution_patching, eap, eap_ig
 from rlinterp.interp.graph import get_graph, mlp_graph, transformer_graph
 from rlinterp.interp.patching import ablation_cache, patch_edges, patch_nodes
 

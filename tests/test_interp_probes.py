@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from rlinterp.agents.planted import PlantedMLP, marker_task, planted_transformer
+from rlinterp.models.planted import PlantedMLP, marker_task, planted_transformer
 from rlinterp.interp.featvis import maximize_continuous, maximize_discrete
 from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.probes import fit_probe, probe_hook

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlinterp.agents.planted import PlantedMLP, marker_hypothesis, marker_task, planted_transformer
+from rlinterp.models.planted import PlantedMLP, marker_hypothesis, marker_task, planted_transformer
 from rlinterp.interp.graph import transformer_graph
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 

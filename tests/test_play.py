@@ -1,7 +1,7 @@
 """Tests of the terminal coin-flip game with a scripted player."""
 import numpy as np
 
-from rlinterp.agents.bayes import baselines, play_games, solve
+from rlinterp.studies.coinflip_bayes import baselines, play_games, solve
 from rlinterp.envs.coinflip import BatchedCoinFlip
 from rlinterp.play import play_coinflip
 

@@ -78,11 +78,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from rlinterp.agents import ad_transformer as adt
-from rlinterp.agents import sources
+from rlinterp.learners import ad as adl
+from rlinterp.models import ad_transformer as adt
+from rlinterp.studies import ad as ads
+from rlinterp.learners import sources
 from rlinterp.envs import darkroom as dr
 from rlinterp.pipeline.manifest import load_checkpoint, save_checkpoint
 from rlinterp.pipeline.report import md, md_table
+from rlinterp.stats import band
 
 torch.set_num_threads(1)  # training and evaluation on one CPU thread (the wall times reported below)
 torch.manual_seed(seed)
@@ -97,16 +100,16 @@ def _log_to_ckpt(log):
 
 MODEL = dict(n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers, cell_embedding=False)
 if retrain:
-    ad_model, ad_log = adt.fit_darkroom("ad", train_goals, histories_per_goal, n_source_episodes, 1, n_steps,
+    ad_model, ad_log = adl.fit_darkroom("ad", train_goals, histories_per_goal, n_source_episodes, 1, n_steps,
                                         batch_size, seed=seed, device=device, source="psrl", **MODEL)
-    ed_model, ed_log = adt.fit_darkroom("ed", train_goals, histories_per_goal, n_source_episodes, 1, n_steps // 2,
+    ed_model, ed_log = adl.fit_darkroom("ed", train_goals, histories_per_goal, n_source_episodes, 1, n_steps // 2,
                                         batch_size, seed=seed, device=device, **MODEL)
 else:
     ad_ckpt, ed_ckpt = load_checkpoint("ad/darkroom_ad.pt"), load_checkpoint("ad/darkroom_ed.pt")
     ad_model, ad_log = adt.ADTransformer.from_checkpoint(ad_ckpt, device), ad_ckpt["log"]
     ed_model, ed_log = adt.ADTransformer.from_checkpoint(ed_ckpt, device), ed_ckpt["log"]
 if retrain_qlearning:  # the first AD model of this study: Q-learning histories, 4-episode windows 4 episodes apart
-    q_model, q_log = adt.fit_darkroom("ad", train_goals, 10, 120, 4, 3000, batch_size, seed=seed, device=device,
+    q_model, q_log = adl.fit_darkroom("ad", train_goals, 10, 120, 4, 3000, batch_size, seed=seed, device=device,
                                       source="q_learning", n_ctx_episodes=4, d_model=64, n_layers=3)
 else:
     q_ckpt = load_checkpoint("ad/darkroom_ad_qlearning.pt")
@@ -123,7 +126,7 @@ else:
 
 # %%
 def curves_of(model, temperature):
-    return adt.evaluate_darkroom(model, test_goals, n_eval_episodes, n_eval_seeds, temperature, seed=seed + 1)
+    return ads.evaluate_darkroom(model, test_goals, n_eval_episodes, n_eval_seeds, temperature, seed=seed + 1)
 
 
 reps = np.repeat(test_goals, n_eval_seeds, 0)
@@ -143,13 +146,6 @@ res["source: PSRL"] = psrl_hist
 res["source: Q-learning"] = q_hist[:, :n_eval_episodes]
 
 
-def band(x):
-    """Mean and 95 % normal interval over rollouts (rows) per episode."""
-    m = x.mean(0)
-    h = 1.96 * x.std(0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.zeros_like(m)
-    return m, h
-
-
 def episodes_to(curve, frac=0.8):
     hit = np.nonzero(curve >= frac * oracle)[0]
     return int(hit[0]) + 1 if len(hit) else None
@@ -163,7 +159,7 @@ x = np.arange(1, n_eval_episodes + 1)
 for name, c in res.items():
     if "Q-learning" in name:
         continue
-    m, h = band(c)
+    m, h = band(c).mean, band(c).half
     axes[0].plot(x, m, label=name, ls=":" if "greedy" in name else ("--" if "source" in name else "-"))
     axes[0].fill_between(x, m - h, m + h, alpha=0.2)
 for ax in axes:
@@ -172,7 +168,7 @@ for ax in axes:
     ax.set_ylabel("return per episode")
 axes[0].set_xlabel("in-context episode")
 axes[0].legend(fontsize=7, ncol=2)
-m, h = band(q_hist)
+m, h = band(q_hist).mean, band(q_hist).half
 xs = np.arange(1, q_hist.shape[1] + 1)
 axes[1].plot(xs, m, label="source: Q-learning")
 axes[1].fill_between(xs, m - h, m + h, alpha=0.2)
@@ -263,12 +259,12 @@ if retrain_ablation:
                 raise ValueError(f"ablation_goals entries must lie in [1, {len(train_goals)}], got {n}")
             per_goal = max(1, histories_per_goal * len(train_goals) // n)  # same amount of data for every n
             for rep in range(ablation_seeds):
-                m_, log_ = adt.fit_darkroom("ad", train_goals[:n], per_goal, n_source_episodes, 1, ablation_steps,
+                m_, log_ = adl.fit_darkroom("ad", train_goals[:n], per_goal, n_source_episodes, 1, ablation_steps,
                                             batch_size, seed=seed + rep, device=device, source="psrl",
                                             n_ctx_episodes=n_ctx_episodes, d_model=w, n_layers=2 if w < 64 else 3,
                                             d_mlp=4 * w, cell_embedding=False, progress=False)
-                curves.append(adt.evaluate_darkroom(m_, test_goals, n_eval_episodes, n_eval_seeds, 1.0, seed=seed + 1))
-                tr_curve = adt.evaluate_darkroom(m_, train_goals[:n], n_eval_episodes, 1, 1.0, seed=seed + 1)
+                curves.append(ads.evaluate_darkroom(m_, test_goals, n_eval_episodes, n_eval_seeds, 1.0, seed=seed + 1))
+                tr_curve = ads.evaluate_darkroom(m_, train_goals[:n], n_eval_episodes, 1, 1.0, seed=seed + 1)
                 tr_oracle = dr.oracle_return(train_goals[:n]).mean()
                 variants.append({"d_model": w, "n_layers": 2 if w < 64 else 3, "seed": seed + rep,
                                  "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,

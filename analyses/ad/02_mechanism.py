@@ -35,7 +35,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from rlinterp.agents import ad_transformer as adt
+from rlinterp.learners import ad as adl
+from rlinterp.models import ad_transformer as adt
+from rlinterp.studies import ad as ads
 from rlinterp.envs import darkroom as dr
 from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.probes import fit_probe
@@ -51,7 +53,7 @@ if n_rollout_episodes < K:
     raise ValueError(f"n_rollout_episodes must be >= {K} (the context length in episodes), got {n_rollout_episodes}")
 train_goals, test_goals = dr.darkroom_goal_split(seed=0)
 goals = np.repeat(np.concatenate([train_goals, test_goals]), n_rollout_seeds, 0)
-hist = adt.rollout_darkroom(model, goals, n_episodes=n_rollout_episodes, temperature=1.0, seed=seed)
+hist = ads.rollout_darkroom(model, goals, n_episodes=n_rollout_episodes, temperature=1.0, seed=seed)
 
 # windows of K episodes ending at every episode e >= K-1: tokens (N, K*T), goal (N, 2)
 starts = range(0, n_rollout_episodes - K + 1)

@@ -38,10 +38,12 @@ device: str = "cpu"  # torch device
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from rlinterp.agents import ad_transformer as adt
-from rlinterp.agents import sources
+from rlinterp.learners import ad as adl
+from rlinterp.models import ad_transformer as adt
+from rlinterp.studies import ad as ads
+from rlinterp.learners import sources
 from rlinterp.envs import darkroom as dr
-from rlinterp.explore import ad as xad
+
 from rlinterp.pipeline.manifest import load_checkpoint
 from rlinterp.pipeline.report import md, md_table
 
@@ -63,7 +65,7 @@ _, test_goals = dr.darkroom_goal_split(seed=0)
 goals = np.repeat(test_goals, n_seeds, 0)  # (B, 2)
 B = len(goals)
 oracle = dr.oracle_return(test_goals).mean()
-ad = adt.rollout_darkroom(model, goals, n_episodes=n_ad_episodes, temperature=temperature, seed=seed + 1)
+ad = ads.rollout_darkroom(model, goals, n_episodes=n_ad_episodes, temperature=temperature, seed=seed + 1)
 src = learner(goals, n_source_episodes, seed=seed + 2)
 
 # %% [markdown]
@@ -236,7 +238,7 @@ def tokens_of(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.n
 
 
 def set_rewards(tokens: np.ndarray, rewarded: np.ndarray) -> np.ndarray:
-    return xad.set_token_rewards(tokens, rewarded, A, T)
+    return ads.set_token_rewards(tokens, rewarded, A, T)
 
 
 def cell(xy: np.ndarray) -> np.ndarray:
@@ -244,7 +246,7 @@ def cell(xy: np.ndarray) -> np.ndarray:
 
 
 def play_after(prefix: np.ndarray, claimed: np.ndarray, n: int, seed_: int) -> dict:
-    out = xad.play_after(model, prefix, claimed, n, temperature, seed_)
+    out = ads.play_after(model, prefix, claimed, n, temperature, seed_)
     return {"obs": out["cells"], "p0": out["p0"]}
 
 

@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rlinterp.agents.bayes import compare_policies, evaluate_exact, greedy_probs, oracle_value, solve, stick_advantage
+from rlinterp.studies.coinflip_bayes import compare_policies, evaluate_exact, greedy_probs, oracle_value, solve, stick_advantage
 from rlinterp.envs.coinflip import CoinPrior
 from rlinterp.pipeline.report import md, md_table
 

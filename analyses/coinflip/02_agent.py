@@ -47,7 +47,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rlinterp.agents import bayes, dqn
+from rlinterp.learners import dqn
+from rlinterp.stats import mean_interval, paired_difference
+from rlinterp.studies import coinflip as cf
+from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.pipeline.report import md, md_table
 
 if retrain:
@@ -58,7 +61,7 @@ else:
     model, history = dqn.load(device=device, with_history=True)
 cfg = model.cfg
 solution = bayes.solve(cfg.n_coins, cfg.n_flips, cfg.sigma, progress=False)
-metrics = dqn.evaluate(model, num_games=mc_games, seed=seed + 1, solution=solution)
+metrics = cf.evaluate(model, num_games=mc_games, seed=seed + 1, solution=solution)
 if retrain and save:
     dqn.save(model, history, metrics)
 
@@ -130,11 +133,11 @@ for name, (pol, probs_fn) in policies.items():
     exact = (metrics["expected_heads"] if name == "DQN agent" else
              bayes.oracle_value(cfg.n_coins, cfg.n_flips, cfg.sigma) if name == "oracle" else
              bayes.evaluate_exact(probs_fn, cfg.n_coins, cfg.n_flips, cfg.sigma) if probs_fn is not None else np.nan)
-    m, lo_, hi_ = bayes.mean_ci(returns[name])
-    d = bayes.paired_ci(returns[name], returns["DQN agent"]) if name != "DQN agent" else None
+    m, lo_, hi_ = mean_interval(returns[name])
+    d = paired_difference(returns[name], returns["DQN agent"]) if name != "DQN agent" else None
     rows.append({"policy": name, "exact": float(exact), "% of optimal": 100 * float(exact) / solution.value,
                  "MC mean": m, "MC 95% CI": f"[{lo_:.3f}, {hi_:.3f}]",
-                 "Δ vs agent (paired)": f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" if d else "–"})
+                 "Δ vs agent (paired)": f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]" if d else "–"})
 table = pd.DataFrame(rows)
 
 # %%
@@ -168,8 +171,8 @@ md(f"The agent's greedy policy earns **{g['expected_heads']:.4f}** heads in expe
 # loses, by the number of flips left.
 
 # %%
-agent_df = dqn.reached_decisions(model.policy_probs, solution)
-optimal_df = dqn.reached_decisions(solution.probs, solution)
+agent_df = cf.reached_decisions(model.policy_probs, solution)
+optimal_df = cf.reached_decisions(solution.probs, solution)
 shortfall = solution.value - metrics["expected_heads"]
 assert abs((agent_df.reach * agent_df.regret).sum() - shortfall) < 1e-8, "performance-difference identity failed"
 by_left = agent_df.assign(wdis=agent_df.reach * ~agent_df.agree, wreg=agent_df.reach * agent_df.regret).groupby(
@@ -209,12 +212,12 @@ fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
 mean_bins = np.linspace(0.3, 1.0, 15)
 std_bins = np.linspace(0.0, 0.3, 13)
 for df, name, style in [(agent_df, "DQN agent", "o-"), (optimal_df, "Bayes-optimal", "s--")]:
-    r = dqn.weighted_rate(df, "explore", "flips_left")
+    r = cf.weighted_rate(df, "explore", "flips_left")
     axes[0].plot(r.x, r.rate, style, ms=3, label=name)
-    r = dqn.weighted_rate(df, "explore", "best_mean", mean_bins)
+    r = cf.weighted_rate(df, "explore", "best_mean", mean_bins)
     r = r[r.mass > 1e-3]
     axes[1].plot(r.x, r.rate, style, ms=3, label=name)
-    r = dqn.weighted_rate(df, "explore", "best_std", std_bins)
+    r = cf.weighted_rate(df, "explore", "best_std", std_bins)
     r = r[r.mass > 1e-3]
     axes[2].plot(r.x, r.rate, style, ms=3, label=name)
 axes[0].set(xlabel="flips left", ylabel="P(explore)")

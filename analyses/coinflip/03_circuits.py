@@ -51,7 +51,10 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from rlinterp.agents import bayes, dqn
+from rlinterp.learners import dqn
+from rlinterp.models.qnet import QNetwork
+from rlinterp.stats import best_time
+from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.envs.coinflip import canonicalize
 from rlinterp.interp import (
     Hypothesis, acdc, attribution_patching, causal_scrubbing, draw_circuit, eap, eap_ig, fit_probe,
@@ -105,7 +108,7 @@ md(f"The agent reaches {len(states):,} distinct canonical states (out of {soluti
 # %%
 idx_probe = draw_states(n_probe_states, replace=False)
 x_probe = obs[idx_probe]
-random_net = dqn.QNetwork(cfg).to(device).eval()  # same shape, default (Kaiming-uniform) initialisation from `seed`
+random_net = QNetwork(cfg).to(device).eval()  # same shape, default (Kaiming-uniform) initialisation from `seed`
 labels = {f"{name} (coin {j})": feats[key][idx_probe, j] for name, key in
           [("posterior mean", "mean"), ("posterior sd", "std"), ("Gittins index", "gittins")] for j in range(n)}
 labels["flips left"] = left[idx_probe].astype(float)
@@ -251,15 +254,6 @@ md(f"{len(all_pairs)} reached states have a valid corrupted partner; we use {len
    f"{len(graph):,} edges.")
 
 # %%
-def best_time(fn, repeats):
-    ts, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts), out
-
-
 t_ap, ap_scores = best_time(lambda: attribution_patching(model, graph, clean, corrupt, task), timing_repeats)
 t_np, np_effects = best_time(lambda: patch_nodes(model, graph, clean, task, corrupted=corrupt, progress=False), 1)
 t_eap, s_eap = best_time(lambda: eap(model, graph, clean, corrupt, task), timing_repeats)
@@ -436,7 +430,7 @@ md(f"EAP and EAP-IG rank the edges with Spearman correlation {rho_eap_ig:.3f} ov
 # %%
 pool_idx = draw_states(scrub_pool, replace=True)
 pool = obs[pool_idx]
-W0 = model.mlp[0].W.weight.detach().cpu().numpy()  # [d_hidden, 2n+1]
+W0 = model.mlp[0].linear.weight.detach().cpu().numpy()  # [d_hidden, 2n+1]
 a0 = cache_hook(model, pool, "mlp.0.hook_post").cpu().numpy()
 spread = np.abs(W0) * pool.cpu().numpy().std(0)  # [d_hidden, 2n+1]: how much each input moves each unit
 per_input = np.stack([spread[:, 2 * j] + spread[:, 2 * j + 1] for j in range(n)] + [spread[:, 2 * n]], 1)
@@ -608,7 +602,7 @@ def index_probs(name):
     def fn(sorted_counts, flips_left):  # mean + c sd with the agent's c per flips left
         f = bayes.coin_features(prior, sorted_counts, flips_left)
         c = np.array([c_agent.get(int(l), 0.0) for l in flips_left])[:, None]
-        return bayes._first_argmax_onehot(f["mean"] + c * f["std"] - 1e-9 * f["flips"], tol=1e-12)
+        return bayes.first_argmax_onehot(f["mean"] + c * f["std"] - 1e-9 * f["flips"], tol=1e-12)
     return fn
 
 

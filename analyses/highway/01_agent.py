@@ -67,8 +67,10 @@ import torch
 from IPython.display import HTML, display
 
 from rlinterp import DATA, ROOT
-from rlinterp.agents import ddqn
-from rlinterp.agents.ego_attention import build_network, n_params, q_and_attention
+from rlinterp.learners import ddqn
+from rlinterp.models.ego_attention import build_network, n_params
+from rlinterp.studies import highway as hws
+from rlinterp.studies import highway_plots as hwp
 from rlinterp.envs import highway as hw
 from rlinterp.pipeline.manifest import atomic_write_bytes, data_path, read_manifest, register
 from rlinterp.pipeline.report import md, md_table
@@ -160,8 +162,8 @@ plt.show()
 
 # %%
 policies = {AGENTS[k]: ddqn.greedy_policy(models[k], device=device) for k in AGENTS}
-policies |= {f"Always {a}": hw.constant_policy(i) for i, a in enumerate(hw.ACTIONS)}
-policies["Random"] = hw.random_policy(seed)
+policies |= {f"Always {a}": hws.constant_policy(i) for i, a in enumerate(hw.ACTIONS)}
+policies["Random"] = hws.random_policy(seed)
 
 manifest = read_manifest()
 ckpt_hashes = {k: manifest.get(f"highway/{k}.pt", {}).get("sha256") for k in AGENTS}
@@ -172,7 +174,7 @@ if not (reevaluate or retrain) and "highway/eval.json" in manifest:
         print("data/highway/eval.json is stale (other checkpoints or fewer episodes): re-evaluating")
         stored = None
 if stored is None:
-    results = {name: hw.evaluate(p, n_eval_episodes, eval_seed, desc=name) for name, p in policies.items()}
+    results = {name: hws.evaluate(p, n_eval_episodes, eval_seed, desc=name) for name, p in policies.items()}
     stored = dict(n_episodes=n_eval_episodes, seed=eval_seed, checkpoints=ckpt_hashes, results=results)
     if save:
         atomic_write_bytes(DATA / "highway/eval.json", json.dumps(stored, indent=1).encode())
@@ -212,15 +214,15 @@ md(f"Over {stored['n_episodes']} evaluation episodes, the ego-attention agent ea
 
 # %%
 model = models["ego_attention"]
-act, probe = ddqn.greedy_policy(model, device=device), q_and_attention(model, device=device)
+act, probe = ddqn.greedy_policy(model, device=device), hws.q_and_attention(model, device=device)
 env = hw.make_env(seed, render_mode="rgb_array")
 if episode_seed >= 0:
     chosen = episode_seed
 else:  # the first evaluation scene where the agent arrives (a cheap search without rendering)
     plain = hw.make_env(seed)
     chosen = next((s for s in range(eval_seed, eval_seed + 50)
-                   if hw.run_episode(plain, act, s, max_steps=max_render_steps)["arrived"]), eval_seed)
-episode = hw.run_episode(env, act, chosen, render=True, max_steps=max_render_steps, callback=probe)
+                   if hws.run_episode(plain, act, s, max_steps=max_render_steps)["arrived"]), eval_seed)
+episode = hws.run_episode(env, act, chosen, render=True, max_steps=max_render_steps, callback=probe)
 env.close()
 
 # %%
@@ -232,9 +234,9 @@ fig, axes = plt.subplots(2, len(idx), figsize=(2.6 * len(idx), 4.2), squeeze=Fal
                          gridspec_kw={"height_ratios": [3, 1]})
 for col, t in enumerate(idx):
     ex = episode["extras"][t]
-    hw.draw_attention(axes[0, col], episode["frames"][t], episode["pixels"][t], episode["obs"][t][:, 0] > 0.5,
+    hwp.draw_attention(axes[0, col], episode["frames"][t], episode["pixels"][t], episode["obs"][t][:, 0] > 0.5,
                       ex["pattern"], max_width=6, title=f"t = {t}: {hw.ACTIONS[episode['actions'][t]]}")
-    hw.draw_action_bars(axes[1, col], ex["q"], episode["actions"][t])
+    hwp.draw_action_bars(axes[1, col], ex["q"], episode["actions"][t])
 axes[0, 0].legend(loc="lower left", fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -249,7 +251,7 @@ md(f"In this episode (environment seed {chosen}) the agent {outcome} after {T} s
 # %%
 #| echo: false
 if make_gif:
-    gif = hw.episode_gif(episode)
+    gif = hwp.episode_gif(episode)
     display(HTML(f'<img src="data:image/gif;base64,{base64.b64encode(gif).decode()}" '
                  f'alt="Animated episode of the ego-attention agent" style="max-width:100%">'))
 

@@ -27,15 +27,15 @@
 seed: int = 0  # random seed for everything
 device: str = "cpu"  # torch device
 n_episodes: int = 80  # greedy episodes of the shipped agent whose observations are analysed
-episode_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training)
+eval_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training)
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from rlinterp.agents import ddqn
-from rlinterp.agents import ego_attention as ea
+from rlinterp.learners import ddqn
+from rlinterp.studies import highway as hws
 from rlinterp.envs.highway import ACTIONS, FEATURES
 from rlinterp.pipeline.report import md, md_table
 from scipy import stats
@@ -44,7 +44,7 @@ torch.manual_seed(seed)
 np.random.seed(seed)
 torch.set_num_threads(1)
 model = ddqn.load_agent("highway/ego_attention.pt", device=device)
-D = ea.collect_episodes(model, n_episodes, seed=episode_seed, device=device)
+D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device)
 obs = D["obs"].to(device)  # [T, 15, 7]
 with torch.no_grad():
     q, cache = model.run_with_cache(obs)
@@ -67,12 +67,12 @@ md(f"We ran {n_episodes} greedy episodes of the shipped agent (return {np.mean(D
 # on the data.
 
 # %%
-J = ea.embedding_maps(model, obs)  # effective linear maps on the data
-M = ea.qk_circuit(model)  # [H, 64, 64]
+J = hws.embedding_maps(model, obs)  # effective linear maps on the data
+M = hws.qk_circuit(model)  # [H, 64, 64]
 B = len(obs)
 with torch.no_grad():
-    Je, ce = ea.local_affine(model.ego_embed, obs[:, 0])
-    Jo, co = ea.local_affine(model.others_embed, obs[:, 1:].reshape(-1, 7))
+    Je, ce = hws.local_affine(model.ego_embed, obs[:, 0])
+    Jo, co = hws.local_affine(model.others_embed, obs[:, 1:].reshape(-1, 7))
     e_ego = torch.einsum("boi,bi->bo", Je, obs[:, 0]) + ce  # [B, 64]
     e_oth = (torch.einsum("boi,bi->bo", Jo, obs[:, 1:].reshape(-1, 7)) + co).view(B, 14, 64)
     e_all = torch.cat([e_ego[:, None], e_oth], 1)  # [B, 15, 64]
@@ -86,7 +86,7 @@ with torch.no_grad():
     lin_oth = eo_bar + (obs[:, 1:] - xo) @ J["others"].T
     lin_all = torch.cat([lin_ego[:, None], lin_oth], 1)
     scores_lin = torch.einsum("bd,hde,bne->bhn", lin_ego, M, lin_all)
-true_scores = cache["attn.hook_scores"]
+true_scores = cache["attn.hook_attn_scores"]
 mask = present[:, None, :].expand(-1, H, -1)
 exact_err = (scores_exact - true_scores)[mask].abs().max().item()
 r_lin = [stats.pearsonr(scores_lin[:, h][present].numpy(), true_scores[:, h][present].numpy())[0] for h in range(H)]
@@ -102,7 +102,7 @@ md(f"The exact decomposition reproduces all {int(mask.sum())} scores of present 
 # %%
 #| label: fig-highway-qk
 #| fig-cap: "Feature-level QK circuit of each head, J̄_egoᵀ W_Qᵀ W_K J̄_oth / √d_k: entry (ego feature f, key feature g) is how much a key vehicle's attention score grows per unit of f times g (normalised features). Presence is constant on present vehicles and acts as a bias."
-qk_feat = ea.qk_circuit(model, J["ego"], J["others"]).detach().numpy()  # [H, 7, 7]
+qk_feat = hws.qk_circuit(model, J["ego"], J["others"]).detach().numpy()  # [H, 7, 7]
 fig, axes = plt.subplots(1, H, figsize=(4.2 * H, 3.8))
 for h, ax in enumerate(np.atleast_1d(axes)):
     v = np.abs(qk_feat[h]).max()
@@ -137,8 +137,8 @@ md_table([{"head": h, **{f: float(key_coef[h, i]) for i, f in enumerate(FEATURES
 # %%
 #| label: fig-highway-ov
 #| fig-cap: "Feature-level OV circuit of each head through the averaged readout: ∂Q(action)/∂(feature of the attended vehicle) for full attention."
-R = ea.readout_map(model, obs)  # [3, 64]
-ov_feat = ea.ov_circuit(model, J["others"], R).detach().numpy()  # [H, 3, 7]
+R = hws.readout_map(model, obs)  # [3, 64]
+ov_feat = hws.ov_circuit(model, J["others"], R).detach().numpy()  # [H, 3, 7]
 fig, axes = plt.subplots(1, H, figsize=(4.2 * H, 2.4))
 for h, ax in enumerate(np.atleast_1d(axes)):
     v = np.abs(ov_feat[h]).max()
@@ -254,7 +254,7 @@ lens = logit_lens(model, obs, hooks=["hook_resid", "mlp.0.hook_post", "mlp.1.hoo
 with torch.no_grad():
     lens_rest = {"ego embedding only": rest(cache["ego_embed.hook_out"] / 2),
                  "attention only": rest(cache["attn.hook_combine"] / 2),
-                 **{f"ego + head {h} only": rest((cache["attn.hook_head_out"][:, h] + cache["ego_embed.hook_out"]) / 2)
+                 **{f"ego + head {h} only": rest((cache["attn.hook_result"][:, h] + cache["ego_embed.hook_out"]) / 2)
                     for h in range(H)},
                  "full residual (= Q)": rest(cache["hook_resid"])}
 greedy = q.argmax(-1)

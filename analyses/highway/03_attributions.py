@@ -24,7 +24,7 @@
 seed: int = 0  # random seed for everything
 device: str = "cpu"  # torch device
 n_episodes: int = 30  # greedy episodes of the shipped agent whose observations are analysed
-episode_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training)
+eval_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training)
 ig_obs: int = 24  # observations attributed with integrated gradients and conductance (evenly spaced)
 ig_steps: int = 2048  # integration steps of integrated gradients
 cond_steps: int = 256  # integration steps of layer and neuron conductance
@@ -42,10 +42,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from rlinterp.agents import ddqn
-from rlinterp.agents import ego_attention as ea
+from rlinterp.learners import ddqn
+from rlinterp.studies import highway as hws
 from rlinterp.envs.highway import ACTIONS, FEATURES
-from rlinterp.interp import attributions as at
+from rlinterp.interp import captum as at
 from rlinterp.interp import featvis
 from rlinterp.pipeline.report import md, md_table
 from scipy import stats
@@ -55,7 +55,7 @@ rng = np.random.default_rng(seed)
 torch.set_num_threads(1)
 model = ddqn.load_agent("highway/ego_attention.pt", device=device)
 model64 = ddqn.load_agent("highway/ego_attention.pt", device=device).double()
-D = ea.collect_episodes(model, n_episodes, seed=episode_seed, device=device)
+D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device)
 obs = D["obs"].to(device)  # [T, 15, 7]
 with torch.no_grad():
     q, cache = model.run_with_cache(obs)
@@ -167,7 +167,7 @@ for a, name in enumerate(ACTIONS):
         c, _ = at.layer_conductance(model64, x, hook, target=a, baselines=base, n_steps=cond_steps,
                                     internal_batch_size=8192)
         row[label] = c.detach().flatten(1).sum(1).abs().mean().item()
-    c, _ = at.layer_conductance(model64, x, "attn.hook_head_out", target=a, baselines=base, n_steps=cond_steps,
+    c, _ = at.layer_conductance(model64, x, "attn.hook_result", target=a, baselines=base, n_steps=cond_steps,
                                 internal_batch_size=8192)
     for h in range(H):
         row[f"head {h}"] = c[:, h].sum(-1).abs().mean().item()
@@ -230,8 +230,8 @@ md_table(nrows, digits=3)
 #| label: fig-highway-neuron-trace
 #| fig-cap: "Left: activations of the 64 neurons of mlp.1 over all steps of the episodes (white lines separate episodes). Right: cosine similarity of each mlp.0 neuron's input weights with the residual-space direction of each feature (ego row; other vehicles through head 0 and head 1)."
 act1 = cache["mlp.1.hook_post"]  # [T, 64]
-J = ea.embedding_maps(model, obs)
-hw_ = ea.head_weights(model)
+J = hws.embedding_maps(model, obs)
+hw_ = hws.head_weights(model)
 dirs, names = [J["ego"] / 2], [f"ego {f}" for f in FEATURES]
 for h in range(H):
     dirs.append(hw_["W_O"][h] @ hw_["W_V"][h] @ J["others"] / 2)
@@ -288,7 +288,7 @@ def random_scenes(n: int, gen: np.random.Generator, ego: torch.Tensor | None = N
     heading = gen.integers(0, 4, n) * np.pi / 2
     speed = gen.uniform(0, 10, n)
     rel = np.stack([dist * np.cos(bearing), dist * np.sin(bearing)], -1)
-    scenes = torch.stack([ea.single_vehicle_scenes(egos[i], torch.tensor(rel[i:i + 1], dtype=torch.float32),
+    scenes = torch.stack([hws.single_vehicle_scenes(egos[i], torch.tensor(rel[i:i + 1], dtype=torch.float32),
                                                    torch.tensor(heading[i:i + 1], dtype=torch.float32),
                                                    torch.tensor(speed[i:i + 1], dtype=torch.float32))[0]
                           for i in range(n)])
@@ -363,7 +363,7 @@ maps = {}
 for label, sign in [("towards the ego", -1.0), ("away from the ego", 1.0)]:
     ang = torch.atan2(sign * rel[:, 1], sign * rel[:, 0])
     ang = torch.round(ang / (np.pi / 2)) * (np.pi / 2)  # the nearest road direction
-    sc = ea.single_vehicle_scenes(ego0, rel, ang, torch.full((len(rel),), 8.0))
+    sc = hws.single_vehicle_scenes(ego0, rel, ang, torch.full((len(rel),), 8.0))
     with torch.no_grad():
         qq = model(sc)
     maps[label] = (qq[:, 2] - qq[:, 0]).view(map_res, map_res).numpy()

@@ -45,8 +45,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from rlinterp.agents import ddqn
+from rlinterp.learners import ddqn
 from rlinterp.envs import highway as hw
+from rlinterp.stats import mean_interval, wilson
+from rlinterp.studies import highway as hws
 from rlinterp.interp import (
     Hypothesis,
     acdc,
@@ -81,7 +83,7 @@ A = hw.ACTIONS
 # %%
 env = hw.make_env(state_seed)
 act = ddqn.greedy_policy(model, device=device)
-episodes = [hw.run_episode(env, act, state_seed + i) for i in range(n_state_episodes)]
+episodes = [hws.run_episode(env, act, state_seed + i) for i in range(n_state_episodes)]
 env.close()
 X = torch.tensor(np.array([o for e in episodes for o in e["obs"]]), dtype=torch.float32, device=device)  # [n, 15, 7]
 with torch.no_grad():
@@ -136,13 +138,13 @@ active = torch.nonzero(post.amax(0) > 0).flatten().tolist()
 rand_neurons = rng.choice(active, size=min(k_neurons, len(active)), replace=False).tolist()
 H = model.attn.n_heads
 EDITS = {
-    **{f"head {h} mean-ablated": [ablate("attn.hook_head_out", h, "mean", cache["attn.hook_head_out"], trailing=1)]
+    **{f"head {h} mean-ablated": [ablate("attn.hook_result", h, "mean", cache["attn.hook_result"], trailing=1)]
        for h in range(H)},
-    **{f"head {h} zero-ablated": [ablate("attn.hook_head_out", h, "zero", trailing=1)] for h in range(H)},
+    **{f"head {h} zero-ablated": [ablate("attn.hook_result", h, "zero", trailing=1)] for h in range(H)},
     "both heads mean-ablated": [ablate("attn.hook_combine", None, "mean", cache["attn.hook_combine"])],
-    "attention to all other vehicles masked": [mask_attention("attn.hook_scores", others)],
-    "attention to the most-attended vehicle masked": [mask_attention("attn.hook_scores", most_attended)],
-    "attention to a random other vehicle masked": [mask_attention("attn.hook_scores", random_other)],
+    "attention to all other vehicles masked": [mask_attention("attn.hook_attn_scores", others)],
+    "attention to the most-attended vehicle masked": [mask_attention("attn.hook_attn_scores", most_attended)],
+    "attention to a random other vehicle masked": [mask_attention("attn.hook_attn_scores", random_other)],
     f"top-{k_neurons} MLP neurons mean-ablated": [ablate("mlp.1.hook_post", [top], "mean", post)],
     f"{k_neurons} random MLP neurons mean-ablated": [ablate("mlp.1.hook_post", [rand_neurons], "mean", post)],
 }
@@ -187,7 +189,7 @@ LOOP = ["head 0 mean-ablated", "head 1 mean-ablated", "attention to all other ve
 
 def closed_loop(hooks, desc):
     with edited(model, hooks):
-        r = hw.evaluate(ddqn.greedy_policy(model, device=device), n_eval_episodes, eval_seed, desc=desc)
+        r = hws.evaluate(ddqn.greedy_policy(model, device=device), n_eval_episodes, eval_seed, desc=desc)
     return {"return": f"{r['mean_return']:.2f} ± {r['ci95']:.2f}", "mean return": r["mean_return"],
             "success": r["success_rate"], "collision": r["collision_rate"], "speed": r["mean_speed"],
             "length": r["mean_length"], "returns": r["returns"]}
@@ -198,16 +200,10 @@ loop = {"none": closed_loop([], "unedited")} | {name: closed_loop(EDITS[name], n
 loop_time = time.time() - t0
 
 
-def wilson(p, n, z=1.96):  # 95% Wilson interval of a rate
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(c - h, 0.0), min(c + h, 1.0)
-
-
 def loop_rows(res):
     rows = []
     for name, r in res.items():
-        lo, hi = wilson(r["collision"], n_eval_episodes)
+        _, lo, hi = wilson(r["collision"], n_eval_episodes)
         rows.append({"condition": name, "return (95% CI)": r["return"], "success": r["success"],
                      "collision": r["collision"], "collision 95% CI": f"[{lo:.2f}, {hi:.2f}]", "speed (m/s)": r["speed"]})
     return rows
@@ -224,7 +220,7 @@ diff = np.array(blind["returns"]) - np.array(base["returns"])
 md(f"Over {n_eval_episodes} paired scenes ({loop_time:.0f} s of simulation for {len(loop)} conditions), the unedited "
    f"agent returns {base['mean return']:.2f} and collides in {base['collision']:.0%} of the episodes; blinded to "
    f"the other vehicles it returns {blind['mean return']:.2f} (paired difference {diff.mean():+.2f} ± "
-   f"{hw.mean_ci(diff)[1]:.2f}) and collides in {blind['collision']:.0%}. Masking only the most-attended vehicle "
+   f"{mean_interval(diff, method="t").half:.2f}) and collides in {blind['collision']:.0%}. Masking only the most-attended vehicle "
    f"gives {loop['attention to the most-attended vehicle masked']['collision']:.0%} collisions, a random other "
    f"vehicle {loop['attention to a random other vehicle masked']['collision']:.0%}.")
 
@@ -260,7 +256,7 @@ a0.set(xlabel="steering strength α", ylabel="share of decisions", ylim=(0, 1))
 a0.legend(fontsize=8)
 la = np.array(loop_alphas)
 coll = np.array([steer_loop[a]["collision"] for a in loop_alphas])
-ci = np.array([wilson(c, n_eval_episodes) for c in coll])
+ci = np.array([wilson(c, n_eval_episodes)[1:] for c in coll])
 a1.errorbar(la, coll, yerr=[coll - ci[:, 0], ci[:, 1] - coll], fmt="o-", color="tab:red", label="collision rate")
 a1.set(xlabel="steering strength α", ylabel="collision rate", ylim=(0, 1))
 a2 = a1.twinx()
@@ -502,7 +498,7 @@ worst_head = max(range(H), key=lambda h: d[f"head {h} mean-ablated"])
 mono = bool(np.all(np.diff(steer_dec[:, 0]) >= 0))
 dspeed = steer_loop[amax]["speed"] - steer_loop[a_ref]["speed"]
 dcoll = steer_loop[amax]["collision"] - steer_loop[a_ref]["collision"]
-ci_ref, ci_max = wilson(steer_loop[a_ref]["collision"], n_eval_episodes), wilson(steer_loop[amax]["collision"], n_eval_episodes)
+ci_ref, ci_max = wilson(steer_loop[a_ref]["collision"], n_eval_episodes)[1:], wilson(steer_loop[amax]["collision"], n_eval_episodes)[1:]
 coll_sep = ci_max[1] < ci_ref[0] or ci_max[0] > ci_ref[1]
 
 

@@ -74,12 +74,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rlinterp.agents.planted import PlantedMLP, marker_hypothesis, marker_task, planted_transformer
+from rlinterp.models.planted import PlantedMLP, marker_hypothesis, marker_task, planted_transformer
 from rlinterp.interp import (
     acdc, acdc_sweep, causal_scrubbing, draw_circuit, eap, eap_ig, integrated_gradients, kl_metric,
     logit_diff_metric, mse_metric, probe_hook, restored_metric, roc_auc, roc_points, transformer_graph,
 )
 from rlinterp.pipeline.report import md, md_table
+from rlinterp.stats import best_time
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
@@ -325,18 +326,9 @@ c_t = attn_case(f"Attention, {timing_heads} heads", timing_heads, 6.0, attn_leak
 m_t, g_t = c_t["model"], c_t["graph"]
 
 
-def best_time(fn):
-    ts = []
-    for _ in range(timing_repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts), out
-
-
-t_eap, _ = best_time(lambda: eap(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["task"]))
-t_ig, _ = best_time(lambda: eap_ig(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["task"], steps=ig_steps))
-t_acdc, res_t = best_time(lambda: acdc(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["dist"], 1e-3, progress=False))
+t_eap, _ = best_time(lambda: eap(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["task"]), timing_repeats)
+t_ig, _ = best_time(lambda: eap_ig(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["task"], steps=ig_steps), timing_repeats)
+t_acdc, res_t = best_time(lambda: acdc(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["dist"], 1e-3, progress=False), timing_repeats)
 timing = pd.DataFrame([
     {"method": "EAP", "seconds": t_eap, "forward passes": 3},
     {"method": f"EAP-IG ({ig_steps} steps)", "seconds": t_ig, "forward passes": 2 + ig_steps},

@@ -1,7 +1,9 @@
 """rlinterp: mechanistic interpretability of reinforcement-learning agents.
 
-Sub-packages: ``envs`` (one file per environment), ``agents`` (one file per learner/network),
-``interp`` (one file per interpretability method) and ``pipeline`` (analyses -> executed chapters -> book).
+Sub-packages: ``envs`` (environments), ``models`` (hooked networks), ``learners`` (training algorithms),
+``studies`` (each study's analyses), ``interp`` (one file per interpretability method), ``explore`` (Streamlit apps)
+and ``pipeline`` (analyses -> executed chapters -> book); ``stats`` and ``validation`` are the one statistics and the
+one argument-checking module.
 """
 from pathlib import Path
 

@@ -13,10 +13,11 @@ Row = tuple[str, str, str, bool | None]
 
 
 def coinflip(fast: bool = False) -> list[Row]:
-    from rlinterp.agents import dqn
+    from rlinterp.learners import dqn
+    from rlinterp.studies.coinflip import evaluate
 
     model = dqn.load()
-    m = dqn.evaluate(model, num_games=20_000 if fast else 200_000)
+    m = evaluate(model, num_games=20_000 if fast else 200_000)
     ci = f"[{m['mc_diff_lo']:+.4f}, {m['mc_diff_hi']:+.4f}]"
     return [
         ("expected heads (exact), n=5 k=20 σ=0.3", f"{m['expected_heads']:.4f}", f"optimal {m['optimal']:.4f}", None),
@@ -33,7 +34,8 @@ def ad(fast: bool = False) -> list[Row]:
     import numpy as np
     import torch
 
-    from rlinterp.agents.ad_transformer import ADTransformer, evaluate_darkroom
+    from rlinterp.models.ad_transformer import ADTransformer
+    from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
     from rlinterp.pipeline.manifest import load_checkpoint
 

@@ -129,7 +129,7 @@ def cmd_play(args) -> int:
     agent = None
     if not args.no_agent:
         try:
-            from rlinterp.agents import dqn
+            from rlinterp.learners import dqn
 
             agent = dqn.load().policy if args.n_coins == 5 and args.n_flips == 20 else None
         except Exception as e:  # the game stays playable without the agent

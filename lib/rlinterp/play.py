@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rlinterp.agents.bayes import solve
+from rlinterp.studies.coinflip_bayes import solve
 from rlinterp.envs.coinflip import BatchedCoinFlip
 
 QUIT = {"q", "quit", "exit"}

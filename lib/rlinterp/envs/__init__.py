@@ -1,7 +1,7 @@
 """Environments. Importing this package registers the gymnasium ids (``rlinterp/CoinFlip-v0``, ...)."""
 from gymnasium.envs.registration import register, registry
 
-import rlinterp.envs.darkroom  # noqa: F401  (registers rlinterp/DarkRoom-v0 and rlinterp/Bandit-v0)
+import rlinterp.envs.darkroom  # noqa: F401  (registers rlinterp/DarkRoom-v0)
 from rlinterp.envs.coinflip import BatchedCoinFlip, CoinFlipEnv, CoinPrior, canonicalize, encode_obs
 
 if "rlinterp/CoinFlip-v0" not in registry:

@@ -15,7 +15,7 @@ Contents
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import gymnasium as gym
@@ -23,23 +23,7 @@ import numpy as np
 from gymnasium import spaces
 from scipy.special import ndtr
 
-# ----------------------------------------------------------------------------------------------------------------
-# Validation helpers
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, Real) or not math.isfinite(float(sigma)) or sigma < 0:
-        raise ValueError(f"sigma (prior sd of the coin weights) must be a finite number >= 0, got {sigma!r}")
-    return float(sigma)
-
+from rlinterp.validation import check_float, check_int
 
 # ----------------------------------------------------------------------------------------------------------------
 # The prior
@@ -58,9 +42,9 @@ class CoinPrior:
     """
 
     def __init__(self, sigma: float, max_count: int = 64, grid_size: int = 4096):
-        self.sigma = _check_sigma(sigma)
-        self.max_count = _check_int("max_count", max_count, 1)
-        self.grid_size = _check_int("grid_size", grid_size, 16)
+        self.sigma = check_float("sigma", sigma, 0.0)
+        self.max_count = check_int("max_count", max_count, 1)
+        self.grid_size = check_int("grid_size", grid_size, 16)
         #: probability of each atom (at 0 and at 1)
         self.atom = float(ndtr(-0.5 / self.sigma)) if self.sigma > 0 else 0.0
         K = self.max_count + 2  # room for the second moment of the posterior at max_count
@@ -206,7 +190,7 @@ class CoinPrior:
         """``E[max_i p_i]`` of ``n`` i.i.d. coins: ``int_0^1 (1 - F(x)^n) dx`` by adaptive quadrature."""
         from scipy.integrate import quad
 
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
         if self.sigma == 0:
             return 0.5
         val, _ = quad(lambda x: 1.0 - float(ndtr((x - 0.5) / self.sigma)) ** n, 0.0, 1.0, limit=200,
@@ -267,9 +251,9 @@ class CoinFlipEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, n_coins: int = 5, n_flips: int = 20, sigma: float = 0.3, render_mode: str | None = None):
-        self.n_coins = _check_int("n_coins", n_coins, 1)
-        self.n_flips = _check_int("n_flips", n_flips, 1)
-        self.sigma = _check_sigma(sigma)
+        self.n_coins = check_int("n_coins", n_coins, 1)
+        self.n_flips = check_int("n_flips", n_flips, 1)
+        self.sigma = check_float("sigma", sigma, 0.0)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
@@ -359,10 +343,10 @@ class BatchedCoinFlip:
 
     def __init__(self, n_coins: int = 5, n_flips: int = 20, sigma: float = 0.3, num_games: int = 1024,
                  seed: int | None = 0):
-        self.n_coins = _check_int("n_coins", n_coins, 1)
-        self.n_flips = _check_int("n_flips", n_flips, 1)
-        self.sigma = _check_sigma(sigma)
-        self.num_games = _check_int("num_games", num_games, 1)
+        self.n_coins = check_int("n_coins", n_coins, 1)
+        self.n_flips = check_int("n_flips", n_flips, 1)
+        self.sigma = check_float("sigma", sigma, 0.0)
+        self.num_games = check_int("num_games", num_games, 1)
         self.prior = CoinPrior(self.sigma, max_count=self.n_flips)
         self.rng = np.random.default_rng(seed)
         B, n = self.num_games, self.n_coins

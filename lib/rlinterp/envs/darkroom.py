@@ -1,4 +1,4 @@
-"""Dark Room and a multi-armed bandit family: the task families of Algorithm Distillation (Laskin et al. 2022).
+"""Dark Room: the task family of Algorithm Distillation (Laskin et al. 2022) that the AD study uses.
 
 **Dark Room.** A ``size x size`` grid (default 9 x 9), the agent starts at the centre, 5 actions
 (left, right, up, down, no-op; moving into a wall leaves the agent in place), episodes last ``max_steps`` = 20 steps
@@ -7,26 +7,21 @@
 find the goal by exploration and then go straight there in later episodes. The optimal return of a goal at Manhattan
 distance ``d`` from the centre is ``max_steps - d + 1`` (``max_steps`` for the centre itself; :func:`oracle_return`).
 
-**Bandits.** ``n_arms`` Bernoulli arms with means ``p``; an episode is ``episode_length`` pulls (default 100, the
-trials of one bandit task in AD's bandit experiments). :func:`bandit_tasks` draws the train/held-out task families of
-AD's "adversarial" split: arm means are uniform on [0, 1] and the best arm is an odd arm in 95 % of the training tasks
-and an even arm in every held-out task.
-
 Contents
-- :class:`DarkRoomEnv`, :class:`BanditEnv`: ``gymnasium.Env`` classes (ids ``rlinterp/DarkRoom-v0``,
-  ``rlinterp/Bandit-v0``, registered when this module is imported).
-- :class:`BatchedDarkRoom`, :class:`BatchedBandit`: many tasks at once in numpy (sources, evaluation).
-- :func:`darkroom_goal_split`, :func:`bandit_tasks`: deterministic train/held-out task splits.
+- :class:`DarkRoomEnv`: a ``gymnasium.Env`` (id ``rlinterp/DarkRoom-v0``, registered when this module is imported).
+- :class:`BatchedDarkRoom`: many tasks at once in numpy (sources, evaluation).
+- :func:`darkroom_goal_split`: the deterministic train/held-out goal split.
 - :func:`oracle_actions`, :func:`oracle_return`: the optimal dark-room policy and its return.
 """
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from rlinterp.validation import check_int
 
 #: action names, in action-index order
 ACTIONS = ("left", "right", "up", "down", "noop")
@@ -35,16 +30,8 @@ DELTAS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], dtype=np.int64)
 NOOP = 4
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_size(size: Any) -> int:
-    size = _check_int("size", size, 3)
+    size = check_int("size", size, 3)
     if size % 2 == 0:
         raise ValueError(f"size must be odd so that the grid has a centre cell, got {size}")
     return size
@@ -85,7 +72,7 @@ def oracle_actions(pos: np.ndarray, goals: np.ndarray) -> np.ndarray:
 def darkroom_goal_split(size: int = 9, n_test: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """All ``size**2`` goal cells shuffled with ``seed`` and split into (train goals, held-out goals), each (n, 2)."""
     size = _check_size(size)
-    n_test = _check_int("n_test", n_test, 1)
+    n_test = check_int("n_test", n_test, 1)
     if n_test >= size * size:
         raise ValueError(f"n_test must be < {size * size} (the number of goals), got {n_test}")
     cells = np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="xy"), -1).reshape(-1, 2)  # (x, y)
@@ -111,7 +98,7 @@ class DarkRoomEnv(gym.Env):
 
     def __init__(self, goal: Any = None, size: int = 9, max_steps: int = 20, render_mode: str | None = None):
         self.size = _check_size(size)
-        self.max_steps = _check_int("max_steps", max_steps, 1)
+        self.max_steps = check_int("max_steps", max_steps, 1)
         self.fixed_goal = None if goal is None else _check_goals(goal, self.size)[0]
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -164,7 +151,7 @@ class BatchedDarkRoom:
 
     def __init__(self, goals: Any, size: int = 9, max_steps: int = 20):
         self.size = _check_size(size)
-        self.max_steps = _check_int("max_steps", max_steps, 1)
+        self.max_steps = check_int("max_steps", max_steps, 1)
         self.goals = _check_goals(goals, self.size)  # (B, 2)
         self.B = len(self.goals)
         self.centre = np.array([self.size // 2, self.size // 2], dtype=np.int64)
@@ -193,109 +180,6 @@ class BatchedDarkRoom:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Bandits
-
-
-def _check_means(means: Any) -> np.ndarray:
-    p = np.asarray(means, dtype=np.float64)
-    if p.ndim == 1:
-        p = p[None]
-    if p.ndim != 2 or p.shape[1] < 2 or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError(f"arm means must be probabilities in [0, 1], shape (n_arms,) or (n, n_arms) with n_arms >= 2, "
-                         f"got {np.asarray(means)!r}")
-    return p
-
-
-def bandit_tasks(n_tasks: int, n_arms: int = 10, split: str = "train", seed: int = 0) -> np.ndarray:
-    """Arm means (n_tasks, n_arms) of AD's adversarial bandit split.
-
-    Means are uniform on [0, 1]; the best arm is then swapped onto an odd arm in 95 % of ``"train"`` tasks and onto an
-    even arm in every ``"test"`` task, so held-out tasks put the optimum where training rarely did.
-    """
-    n_tasks = _check_int("n_tasks", n_tasks, 1)
-    n_arms = _check_int("n_arms", n_arms, 2)
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    p = rng.uniform(0, 1, size=(n_tasks, n_arms))
-    odd, even = np.arange(1, n_arms, 2), np.arange(0, n_arms, 2)
-    if split == "train":
-        use_odd = rng.uniform(size=n_tasks) < 0.95
-    else:
-        use_odd = np.zeros(n_tasks, dtype=bool)
-    target = np.where(use_odd, rng.choice(odd, size=n_tasks), rng.choice(even, size=n_tasks))
-    best = p.argmax(1)
-    rows = np.arange(n_tasks)
-    p[rows, best], p[rows, target] = p[rows, target], p[rows, best].copy()
-    return p
-
-
-class BanditEnv(gym.Env):
-    """Bernoulli multi-armed bandit (registered as ``rlinterp/Bandit-v0``).
-
-    Observation: ``Discrete(1)`` (always 0). Actions: ``Discrete(n_arms)``. Reward ~ Bernoulli(``means[a]``).
-    An episode is ``episode_length`` pulls (truncation). ``means=None`` draws uniform means at each reset.
-    """
-
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
-
-    def __init__(self, means: Any = None, n_arms: int = 10, episode_length: int = 100, render_mode: str | None = None):
-        self.fixed_means = None if means is None else _check_means(means)[0]
-        self.n_arms = len(self.fixed_means) if self.fixed_means is not None else _check_int("n_arms", n_arms, 2)
-        self.episode_length = _check_int("episode_length", episode_length, 1)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
-        self.observation_space = spaces.Discrete(1)
-        self.action_space = spaces.Discrete(self.n_arms)
-        self.means = self.fixed_means if self.fixed_means is not None else np.full(self.n_arms, 0.5)
-        self.t = 0
-        self.last = None
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        if options and "means" in options:
-            self.means = _check_means(options["means"])[0]
-            if len(self.means) != self.n_arms:
-                raise ValueError(f"options['means'] must have {self.n_arms} arms, got {len(self.means)}")
-        elif self.fixed_means is None:
-            self.means = self.np_random.uniform(0, 1, size=self.n_arms)
-        self.t = 0
-        return 0, {}
-
-    def step(self, action: Any):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be an integer arm index in [0, {self.n_arms - 1}], got {action!r}")
-        if self.t >= self.episode_length:
-            raise ValueError("the episode is over; call reset() before step()")
-        self.t += 1
-        reward = float(self.np_random.uniform() < self.means[int(action)])
-        self.last = (int(action), reward)
-        return 0, reward, False, self.t >= self.episode_length, {}
-
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return f"t={self.t} last pull={self.last}\n"
-
-
-class BatchedBandit:
-    """``B`` Bernoulli bandits with means (B, n_arms), pulled together; ``rng`` draws the rewards."""
-
-    def __init__(self, means: Any, rng: np.random.Generator):
-        self.means = _check_means(means)
-        self.B, self.n_arms = self.means.shape
-        self.rng = rng
-
-    def step(self, actions: np.ndarray) -> np.ndarray:
-        actions = np.asarray(actions)
-        if actions.shape != (self.B,) or (actions < 0).any() or (actions >= self.n_arms).any():
-            raise ValueError(f"actions must be {self.B} integers in [0, {self.n_arms - 1}], got shape {actions.shape}")
-        p = self.means[np.arange(self.B), actions]
-        return (self.rng.uniform(size=self.B) < p).astype(np.float64)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # gymnasium registration (guarded: importing twice, or from envs/__init__, is fine)
 
 def register_envs() -> None:
@@ -303,8 +187,6 @@ def register_envs() -> None:
 
     if "rlinterp/DarkRoom-v0" not in registry:
         register(id="rlinterp/DarkRoom-v0", entry_point="rlinterp.envs.darkroom:DarkRoomEnv")
-    if "rlinterp/Bandit-v0" not in registry:
-        register(id="rlinterp/Bandit-v0", entry_point="rlinterp.envs.darkroom:BanditEnv")
 
 
 register_envs()

@@ -1,14 +1,14 @@
 """Interpretability methods for any TransformerLens-hooked model (one file per method).
 
-``graph`` (nodes/edges/edge masks) · ``patching`` (resample/mean/zero ablation; metrics) · ``attribution``
+``graph`` (nodes/edges/edge masks) · ``patching`` (resample/mean/zero ablation; metrics) · ``attribution_patching``
 (attribution patching, EAP, EAP-IG) · ``acdc`` (ACDC, threshold sweeps, ROC AUC) · ``scrubbing`` (causal scrubbing) ·
-``attributions`` (Captum by hook name) · ``probes`` · ``lens`` (logit lens) · ``featvis`` · ``circuits`` (drawing) ·
-``editing`` (ablations, attention masks, steering).
+``captum`` (Captum attributions by hook name) · ``probes`` (linear probes that predict) · ``lens`` (logit lens) ·
+``featvis`` · ``circuit_plots`` (drawing circuits) · ``editing`` (ablations, attention masks, steering).
 """
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
-from rlinterp.interp.attribution import attribution_patching, eap, eap_ig
-from rlinterp.interp.attributions import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
-from rlinterp.interp.circuits import draw_circuit
+from rlinterp.interp.attribution_patching import attribution_patching, eap, eap_ig
+from rlinterp.interp.captum import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
+from rlinterp.interp.circuit_plots import draw_circuit
 from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer
 from rlinterp.interp.featvis import maximize_continuous, maximize_discrete
 from rlinterp.interp.graph import Circuit, Edge, EdgeGroup, Graph, Node, get_graph, mlp_graph, transformer_graph

@@ -9,7 +9,7 @@ mask entry 0) and keep it removed for good when the metric barely moves:
 ``d`` is a distance to the clean model's behaviour, ``KL(G ‖ H)`` for logits (:func:`~rlinterp.interp.patching.kl_metric`)
 or the MSE to the clean output for regression heads (:func:`~rlinterp.interp.patching.mse_metric`). As in the paper,
 a component whose outputs have all been removed is disconnected and its incoming edges are removed without a test.
-One forward pass per tested edge — this is what attribution patching (:mod:`rlinterp.interp.attribution`)
+One forward pass per tested edge — this is what attribution patching (:mod:`rlinterp.interp.attribution_patching`)
 approximates in two. :func:`acdc_sweep` sweeps τ and :func:`roc_auc` turns scores or sweep points into a ROC AUC
 against a reference circuit (the paper's Fig. 3 protocol).
 """

@@ -313,8 +313,8 @@ def mlp_graph(
     """Graph of an MLP from ``[(source hook, linear, destination hook), ...]`` in forward order.
 
     ``dst = linear(src)`` for each triple, e.g. for the coin-flip DQN
-    ``[("hook_obs", net.mlp[0].W, "mlp.0.hook_pre"), ("mlp.0.hook_post", net.mlp[1].W, "mlp.1.hook_pre"),
-    ("mlp.1.hook_post", net.unembed, "hook_q")]``. Triple k's destination and triple k+1's source belong to the same
+    ``[("hook_obs", net.mlp[0].linear, "mlp.0.hook_pre"), ("mlp.0.hook_post", net.mlp[1].linear, "mlp.1.hook_pre"),
+    ("mlp.1.hook_post", net.head, "hook_q_values")]``. Triple k's destination and triple k+1's source belong to the same
     component (a hidden layer: pre-activation in, post-activation out). ``level="neuron"``: every unit is a node and
     every weight ``W[j, i]`` an edge i→j; ``level="layer"``: one node per layer. Component names default to
     ``in, h0, h1, ..., out`` (neurons: ``h0.3``). ``drop_zero`` leaves out exactly-zero weights.

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import norm
 from tqdm import tqdm
 
-from rlinterp.envs.coinflip import BatchedCoinFlip, CoinPrior, _check_int, _check_sigma, canonicalize
+from rlinterp.envs.coinflip import BatchedCoinFlip, CoinPrior, canonicalize
+from rlinterp.stats import mean_interval, paired_difference
+from rlinterp.validation import check_float, check_int
 
 ProbsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Policy = Callable[..., np.ndarray]
@@ -135,7 +136,7 @@ class BayesSolution:
         level, idx = self._locate(np.asarray(sorted_counts))
         self._check_left(level, flips_left)
         q = np.stack([self.Q[m][i] for m, i in zip(level, idx)])
-        return _first_argmax_onehot(q)
+        return first_argmax_onehot(q)
 
     def action(self, counts: np.ndarray, flips_left: np.ndarray | None = None, rng: np.random.Generator | None = None
                ) -> np.ndarray:
@@ -151,7 +152,7 @@ class BayesSolution:
         return lambda counts, flips_left, rng=None: self.action(counts, flips_left)
 
 
-def _first_argmax_onehot(scores: np.ndarray, tol: float = TIE_TOL) -> np.ndarray:
+def first_argmax_onehot(scores: np.ndarray, tol: float = TIE_TOL) -> np.ndarray:
     """(S, n) scores -> (S, n) one-hot at the first position within ``tol`` of the row maximum."""
     best = (scores >= scores.max(axis=1, keepdims=True) - tol).argmax(axis=1)
     out = np.zeros(scores.shape)
@@ -181,9 +182,9 @@ def solve(n_coins: int = 5, n_flips: int = 20, sigma: float = 0.3, progress: boo
     """
     import time
 
-    n = _check_int("n_coins", n_coins, 1)
-    k = _check_int("n_flips", n_flips, 1)
-    sigma = _check_sigma(sigma)
+    n = check_int("n_coins", n_coins, 1)
+    k = check_int("n_flips", n_flips, 1)
+    sigma = check_float("sigma", sigma, 0.0)
     t0 = time.perf_counter()
     prior = CoinPrior(sigma, max_count=k)
     coder = StateCoder(n, k)
@@ -222,9 +223,9 @@ def evaluate_exact(policy_probs_fn: ProbsFn, n_coins: int, n_flips: int, sigma: 
     once per level with all reached states ``policy_probs_fn(sorted_counts (S, n, 2), flips_left (S,)) -> (S, n)``.
     Returns the expected heads (and with ``return_levels`` a list of (sorted_counts, reach_prob, probs) per level).
     """
-    n = _check_int("n_coins", n_coins, 1)
-    k = _check_int("n_flips", n_flips, 1)
-    prior = CoinPrior(_check_sigma(sigma), max_count=k)
+    n = check_int("n_coins", n_coins, 1)
+    k = check_int("n_flips", n_flips, 1)
+    prior = CoinPrior(check_float("sigma", sigma, 0.0), max_count=k)
     coder = StateCoder(n, k)
     codes = np.full((1, n), coder.code[0, 0], dtype=np.int64)
     reach = np.ones(1)
@@ -282,7 +283,7 @@ def greedy_probs(prior: CoinPrior, tie_break: str = "explore") -> ProbsFn:
         if tie_break == "uniform":
             return tie / tie.sum(axis=1, keepdims=True)
         flips = (h + t).astype(float)
-        return _first_argmax_onehot(np.where(tie, -flips if tie_break == "explore" else flips, -np.inf), tol=0.5)
+        return first_argmax_onehot(np.where(tie, -flips if tie_break == "explore" else flips, -np.inf), tol=0.5)
 
     return fn
 
@@ -296,7 +297,7 @@ def bayes_ucb_probs(prior: CoinPrior, n_flips: int) -> ProbsFn:
         level = np.broadcast_to((1.0 - 1.0 / (t + 1))[:, None], sorted_counts.shape[:2])
         qs = prior.posterior_quantile(sorted_counts[..., 0], sorted_counts[..., 1], level)
         # break ties between equal quantiles (e.g. at the atom 1) by the posterior mean
-        return _first_argmax_onehot(qs + 1e-9 * prior.posterior_mean(sorted_counts[..., 0], sorted_counts[..., 1]),
+        return first_argmax_onehot(qs + 1e-9 * prior.posterior_mean(sorted_counts[..., 0], sorted_counts[..., 1]),
                                     tol=1e-13)
 
     return fn
@@ -385,8 +386,8 @@ def evaluate_mc(policies: dict[str, Policy], n_coins: int, n_flips: int, sigma: 
     Games are played in batches of ``batch_size``; batch ``i`` uses environment seed ``[seed, i]`` for every policy,
     and each policy gets its own generator ``[seed, i, 1]`` for its internal randomness.
     """
-    num_games = _check_int("num_games", num_games, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    num_games = check_int("num_games", num_games, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     out: dict[str, list[np.ndarray]] = {name: [] for name in policies}
     starts = range(0, num_games, batch_size)
     for i, start in enumerate(tqdm(starts, desc="Monte Carlo", disable=not progress, leave=False)):
@@ -396,35 +397,6 @@ def evaluate_mc(policies: dict[str, Policy], n_coins: int, n_flips: int, sigma: 
             env.reset()
             out[name].append(play_games(policy, env, np.random.default_rng([seed, i, 1])))
     return {name: np.concatenate(r) for name, r in out.items()}
-
-
-def mean_ci(x: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Mean and normal-approximation (1 - alpha) confidence interval -> (mean, lo, hi)."""
-    x = np.asarray(x, dtype=float)
-    m = float(x.mean())
-    half = float(norm.ppf(1 - alpha / 2) * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-    return m, m - half, m + half
-
-
-def paired_ci(returns_a: np.ndarray, returns_b: np.ndarray, alpha: float = 0.05, method: str = "normal",
-              n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Mean of ``a - b`` over paired games and its (1 - alpha) CI (``method`` = "normal" or "bootstrap")."""
-    a, b = np.asarray(returns_a, dtype=float), np.asarray(returns_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError("paired_ci needs two 1-d arrays of equal length >= 2 (returns on the same games)")
-    d = a - b
-    mean = float(d.mean())
-    se = float(d.std(ddof=1) / np.sqrt(len(d)))
-    if method == "normal":
-        z = float(norm.ppf(1 - alpha / 2))
-        lo, hi = mean - z * se, mean + z * se
-    elif method == "bootstrap":
-        rng = np.random.default_rng(seed)
-        boots = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)])
-        lo, hi = (float(v) for v in np.quantile(boots, [alpha / 2, 1 - alpha / 2]))
-    else:
-        raise ValueError(f"method must be 'normal' or 'bootstrap', got {method!r}")
-    return {"mean": mean, "lo": float(lo), "hi": float(hi), "se": se}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -454,12 +426,12 @@ def compare_policies(n_coins: int, n_flips: int, sigma: float, num_games: int = 
             exact = sol.value
         else:
             exact = evaluate_exact(probs_fn, n_coins, n_flips, sigma) if probs_fn is not None else float("nan")
-        m, lo, hi = mean_ci(returns[name], alpha)
-        d = paired_ci(returns[name], returns["optimal"], alpha)
+        m, lo, hi = mean_interval(returns[name], 1 - alpha)
+        d = paired_difference(returns[name], returns["optimal"], 1 - alpha)
         rows.append({"policy": name, "exact": exact, "MC mean": m, "MC CI": f"[{lo:.3f}, {hi:.3f}]",
                      "% of optimal": 100 * (exact if exact == exact else m) / sol.value,
-                     "minus optimal (paired MC)": f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]",
-                     "_ci_halfwidth": (hi - lo) / 2, "_paired_halfwidth": (d["hi"] - d["lo"]) / 2})
+                     "minus optimal (paired MC)": f"{d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]",
+                     "_ci_halfwidth": (hi - lo) / 2, "_paired_halfwidth": d.half})
     return rows
 
 
@@ -495,8 +467,8 @@ def gittins_index(prior: CoinPrior, n_flips: int, grid: int = 4001) -> np.ndarra
     accurate to far better than ``1 / grid``). An index policy flips the coin with the largest ``G``; it is not
     optimal for finite horizons, but close (:func:`gittins_probs`). Cost: ``O(grid k^3)``, well under a second.
     """
-    k = _check_int("n_flips", n_flips, 1)
-    grid = _check_int("grid", grid, 3)
+    k = check_int("n_flips", n_flips, 1)
+    grid = check_int("grid", grid, 3)
     if prior.max_count < k:
         raise ValueError(f"prior.max_count={prior.max_count} < n_flips={k}; create CoinPrior(sigma, max_count=n_flips)")
     lam = np.linspace(0.0, 1.0, grid)  # (G,)
@@ -529,7 +501,7 @@ def gittins_probs(prior: CoinPrior, n_flips: int, grid: int = 4001) -> ProbsFn:
     def fn(sorted_counts: np.ndarray, flips_left: np.ndarray) -> np.ndarray:
         h, t = sorted_counts[..., 0], sorted_counts[..., 1]
         idx = G[h, t, np.asarray(flips_left)[:, None]]
-        return _first_argmax_onehot(idx - 1e-9 * (h + t), tol=1e-10)
+        return first_argmax_onehot(idx - 1e-9 * (h + t), tol=1e-10)
 
     return fn
 

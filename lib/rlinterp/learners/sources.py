@@ -14,27 +14,18 @@ Every function runs many tasks at once (vectorised numpy over the task axis) and
 - :func:`darkroom_expert`: the optimal policy (a random shortest path to the goal, then no-op): the data of the
   expert-distillation (ED) baseline.
 - :func:`darkroom_random`: uniformly random actions (a baseline).
-- :func:`bandit_ucb`, :func:`bandit_thompson`: UCB1 and Beta-Bernoulli Thompson sampling on Bernoulli bandits.
 
 Dark-room histories are dicts of arrays with shapes ``obs, actions, rewards: (B, E, T)`` (observation *before* the
 action, the action, the reward it earned) and ``returns: (B, E)``, for ``B`` tasks, ``E`` episodes of ``T`` steps.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from rlinterp.envs.darkroom import (ACTIONS, DELTAS, NOOP, BatchedBandit, BatchedDarkRoom, _check_int, _check_means,
-                                    oracle_actions)
-
-
-def _check_prob(name: str, value: Any, lo: float = 0.0, hi: float = 1.0) -> float:
-    v = float(value)
-    if not (lo <= v <= hi):
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}")
-    return v
+from rlinterp.envs.darkroom import ACTIONS, DELTAS, NOOP, BatchedDarkRoom, oracle_actions
+from rlinterp.validation import check_int, check_prob
 
 
 def _empty_history(B: int, E: int, T: int) -> dict[str, np.ndarray]:
@@ -51,10 +42,10 @@ def darkroom_q_learning(goals: np.ndarray, n_episodes: int = 120, seed: int = 0,
     with probability ``eps``; update ``Q(s, a) += alpha * (r + gamma * max_a' Q(s', a') - Q(s, a))`` (Q starts at 0;
     the time-limit is not treated as terminal).
     """
-    n_episodes = _check_int("n_episodes", n_episodes, 1)
-    alpha = _check_prob("alpha", alpha, 1e-6, 1.0)
-    gamma = _check_prob("gamma", gamma, 0.0, 0.9999)
-    eps = _check_prob("eps", eps)
+    n_episodes = check_int("n_episodes", n_episodes, 1)
+    alpha = check_prob("alpha", alpha, 1e-6, 1.0)
+    gamma = check_prob("gamma", gamma, 0.0, 0.9999)
+    eps = check_prob("eps", eps)
     if bonus < 0:
         raise ValueError(f"bonus must be >= 0, got {bonus}")
     rng = np.random.default_rng(seed)
@@ -89,7 +80,7 @@ def darkroom_psrl(goals: np.ndarray, n_episodes: int = 12, seed: int = 0, resamp
     at every episode start and, with ``resample="refuted"``, also as soon as the sampled cell is ruled out. Once
     the goal is found the learner heads there at once, also within the episode in which it found it.
     """
-    n_episodes = _check_int("n_episodes", n_episodes, 1)
+    n_episodes = check_int("n_episodes", n_episodes, 1)
     if resample not in ("refuted", "episode"):
         raise ValueError(f"resample must be 'refuted' (resample when the sampled goal is ruled out) or 'episode' "
                          f"(PSRL: once per episode), got {resample!r}")
@@ -129,7 +120,7 @@ DARKROOM_LEARNERS = {"psrl": darkroom_psrl, "q_learning": darkroom_q_learning}
 def darkroom_expert(goals: np.ndarray, n_episodes: int = 4, seed: int = 0, size: int = 9,
                     max_steps: int = 20) -> dict[str, np.ndarray]:
     """Expert trajectories: each step a uniformly chosen move that shortens the distance to the goal; no-op on it."""
-    n_episodes = _check_int("n_episodes", n_episodes, 1)
+    n_episodes = check_int("n_episodes", n_episodes, 1)
     rng = np.random.default_rng(seed)
     env = BatchedDarkRoom(goals, size, max_steps)
     B, T = env.B, env.max_steps
@@ -152,7 +143,7 @@ def darkroom_random(goals: np.ndarray, n_episodes: int = 4, seed: int = 0, size:
     """Uniformly random actions (the random baseline)."""
     rng = np.random.default_rng(seed)
     env = BatchedDarkRoom(goals, size, max_steps)
-    hist = _empty_history(env.B, _check_int("n_episodes", n_episodes, 1), env.max_steps)
+    hist = _empty_history(env.B, check_int("n_episodes", n_episodes, 1), env.max_steps)
     for e in range(n_episodes):
         s = env.reset()
         for t in range(env.max_steps):
@@ -164,44 +155,5 @@ def darkroom_random(goals: np.ndarray, n_episodes: int = 4, seed: int = 0, size:
     return hist
 
 
-def bandit_ucb(means: np.ndarray, n_trials: int = 100, seed: int = 0, c: float = 1.0) -> dict[str, np.ndarray]:
-    """UCB1 (``mean + c * sqrt(2 ln t / n)``, untried arms first, random tie-break). Arrays ``actions, rewards: (B, n_trials)``."""
-    means = _check_means(means)
-    n_trials = _check_int("n_trials", n_trials, 1)
-    rng = np.random.default_rng(seed)
-    env = BatchedBandit(means, rng)
-    B, K = means.shape
-    n, s = np.zeros((B, K)), np.zeros((B, K))
-    actions, rewards = np.zeros((B, n_trials), np.int64), np.zeros((B, n_trials), np.float32)
-    b = np.arange(B)
-    for t in range(n_trials):
-        ucb = np.where(n > 0, s / np.maximum(n, 1) + c * np.sqrt(2 * np.log(t + 1) / np.maximum(n, 1)), 1e9)
-        a = (ucb + 1e-9 * rng.random((B, K))).argmax(1)
-        r = env.step(a)
-        n[b, a] += 1
-        s[b, a] += r
-        actions[:, t], rewards[:, t] = a, r
-    return {"actions": actions, "rewards": rewards}
-
-
-def bandit_thompson(means: np.ndarray, n_trials: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
-    """Thompson sampling with Beta(1, 1) priors. Arrays ``actions, rewards: (B, n_trials)``."""
-    means = _check_means(means)
-    n_trials = _check_int("n_trials", n_trials, 1)
-    rng = np.random.default_rng(seed)
-    env = BatchedBandit(means, rng)
-    B, K = means.shape
-    wins, losses = np.ones((B, K)), np.ones((B, K))
-    actions, rewards = np.zeros((B, n_trials), np.int64), np.zeros((B, n_trials), np.float32)
-    b = np.arange(B)
-    for t in range(n_trials):
-        a = rng.beta(wins, losses).argmax(1)
-        r = env.step(a)
-        wins[b, a] += r
-        losses[b, a] += 1 - r
-        actions[:, t], rewards[:, t] = a, r
-    return {"actions": actions, "rewards": rewards}
-
-
-__all__ = ["darkroom_q_learning", "darkroom_psrl", "DARKROOM_LEARNERS", "darkroom_expert", "darkroom_random", "bandit_ucb", "bandit_thompson", "NOOP",
+__all__ = ["darkroom_q_learning", "darkroom_psrl", "DARKROOM_LEARNERS", "darkroom_expert", "darkroom_random", "NOOP",
            "DELTAS"]

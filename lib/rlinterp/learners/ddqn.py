@@ -7,7 +7,7 @@ gradient step per environment transition once 64 transitions are stored.
 
 Run (resumes from ``<run_dir>/last.pt`` when it exists)::
 
-    python -m rlinterp.agents.ddqn --network ego_attention --episodes 3000 --num-envs 2 \\
+    python -m rlinterp.learners.ddqn --network ego_attention --episodes 3000 --num-envs 2 \\
         --run-dir runs/highway/ego --save highway/ego_attention.pt
 
 Determinism: given ``seed`` and ``num_envs`` a run is reproducible bit for bit on the same machine (torch on CPU
@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from rlinterp.agents.ego_attention import NETWORKS, build_network
 from rlinterp.envs import highway as hw
+from rlinterp.learners.replay import ReplayBuffer
+from rlinterp.models.ego_attention import NETWORKS, build_network
 
 
 @dataclass
@@ -74,48 +75,12 @@ def epsilon(t: int, cfg: DDQNConfig) -> float:
     return cfg.eps_final + (cfg.eps_start - cfg.eps_final) * math.exp(-t / cfg.eps_tau)
 
 
-class ReplayBuffer:
-    """A ring buffer of (obs, action, reward, next_obs, terminated) in numpy arrays."""
-
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...]):
-        self.capacity, self.pos, self.size = capacity, 0, 0
-        self.obs = np.zeros((capacity, *obs_shape), np.float32)
-        self.next_obs = np.zeros((capacity, *obs_shape), np.float32)
-        self.action = np.zeros(capacity, np.int64)
-        self.reward = np.zeros(capacity, np.float32)
-        self.terminated = np.zeros(capacity, np.float32)
-
-    def add(self, obs, action, reward, next_obs, terminated) -> None:
-        i = self.pos
-        self.obs[i], self.action[i], self.reward[i] = obs, action, reward
-        self.next_obs[i], self.terminated[i] = next_obs, terminated
-        self.pos, self.size = (i + 1) % self.capacity, min(self.size + 1, self.capacity)
-
-    def sample(self, batch_size: int, rng: np.random.Generator, device: str) -> dict[str, torch.Tensor]:
-        idx = rng.integers(0, self.size, batch_size)
-        t = lambda a: torch.as_tensor(a[idx], device=device)  # noqa: E731
-        return dict(obs=t(self.obs), action=t(self.action), reward=t(self.reward), next_obs=t(self.next_obs),
-                    terminated=t(self.terminated))
-
-    def state_dict(self) -> dict[str, Any]:
-        n = self.size
-        return dict(capacity=self.capacity, pos=self.pos, size=n, obs=self.obs[:n].copy(),
-                    next_obs=self.next_obs[:n].copy(), action=self.action[:n].copy(),
-                    reward=self.reward[:n].copy(), terminated=self.terminated[:n].copy())
-
-    def load_state_dict(self, s: dict[str, Any]) -> None:
-        n = s["size"]
-        self.pos, self.size = s["pos"], n
-        for k in ("obs", "next_obs", "action", "reward", "terminated"):
-            getattr(self, k)[:n] = s[k]
-
-
 def td_loss(q_net, target_net, batch: dict[str, torch.Tensor], gamma: float) -> torch.Tensor:
     """Double-DQN MSE loss: target ``r + gamma (1 - term) Q_target(s', argmax_a Q_online(s', a))``."""
     with torch.no_grad():
         next_a = q_net(batch["next_obs"]).argmax(dim=1, keepdim=True)  # [B, 1]
         next_q = target_net(batch["next_obs"]).gather(1, next_a).squeeze(1)  # [B]
-        target = batch["reward"] + gamma * (1 - batch["terminated"]) * next_q  # [B]
+        target = batch["reward"] + gamma * (1 - batch["done"]) * next_q  # [B]
     q = q_net(batch["obs"]).gather(1, batch["action"][:, None]).squeeze(1)  # [B]
     return F.mse_loss(q, target)
 
@@ -229,7 +194,8 @@ def train(cfg: DDQNConfig, run_dir: str | Path | None = None, progress: bool = T
                         save_run()
                 # one gradient step per transition
                 if buffer.size >= cfg.learning_starts:
-                    loss = td_loss(q_net, target_net, buffer.sample(cfg.batch_size, rng, device), cfg.gamma)
+                    batch = {k: v.to(device) for k, v in buffer.sample(cfg.batch_size, rng).items()}
+                    loss = td_loss(q_net, target_net, batch, cfg.gamma)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
@@ -293,6 +259,8 @@ def save_agent(result: dict[str, Any], name: str, command: str, metrics: dict[st
 
 
 def main(argv: list[str] | None = None) -> None:
+    from rlinterp.studies.highway import evaluate
+
     p = argparse.ArgumentParser(description="Train a Double DQN on intersection-v0 (rl-agents defaults).")
     p.add_argument("--network", default="ego_attention", choices=sorted(NETWORKS))
     p.add_argument("--episodes", type=int, default=3000)
@@ -309,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.evaluate:
-        res = hw.evaluate(greedy_policy(load_agent(a.evaluate, a.device), a.device), a.eval_episodes, desc=a.evaluate)
+        res = evaluate(greedy_policy(load_agent(a.evaluate, a.device), a.device), a.eval_episodes, desc=a.evaluate)
         print(json.dumps({k: v for k, v in res.items() if k != "returns"}), flush=True)
         return
     cfg = DDQNConfig(network=a.network, episodes=a.episodes, seed=a.seed, num_envs=a.num_envs, device=a.device,
@@ -320,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
           flush=True)
     if a.save:
         name = a.save.removesuffix(".pt")
-        command = (f"python -m rlinterp.agents.ddqn --network {a.network} --episodes {a.episodes} --seed {a.seed} "
+        command = (f"python -m rlinterp.learners.ddqn --network {a.network} --episodes {a.episodes} --seed {a.seed} "
                    f"--num-envs {a.num_envs} --save {a.save}")
         save_agent(result, name, command=command)
         print(f"saved data/{name}.pt and data/{name}_curve.json", flush=True)

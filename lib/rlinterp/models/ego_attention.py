@@ -22,8 +22,8 @@ Hook points (names as in ``model.hook_dict``):
 * ``ego_embed.{0,1}.hook_pre|hook_post`` [B, 64], ``ego_embed.hook_out`` [B, 64]
 * ``others_embed.{0,1}.hook_pre|hook_post`` [B, 14, 64], ``others_embed.hook_out`` [B, 14, 64]
 * ``attn.hook_q`` [B, H, d_head], ``attn.hook_k`` / ``attn.hook_v`` [B, 15, H, d_head]
-* ``attn.hook_scores`` [B, H, 15] (scaled and masked: absent vehicles at -1e9), ``attn.hook_pattern`` [B, H, 15]
-* ``attn.hook_z`` [B, H, d_head] (per-head weighted values), ``attn.hook_head_out`` [B, H, 64] (each head's
+* ``attn.hook_attn_scores`` [B, H, 15] (scaled and masked: absent vehicles at -1e9), ``attn.hook_pattern`` [B, H, 15]
+* ``attn.hook_z`` [B, H, d_head] (per-head weighted values), ``attn.hook_result`` [B, H, 64] (each head's
   contribution to the combine output; their sum over heads is ``attn.hook_combine`` [B, 64])
 * ``hook_resid`` [B, 64] = (combine + ego embedding) / 2
 * ``mlp.{0,1}.hook_pre|hook_post`` [B, 64], ``hook_q_values`` [B, 3]
@@ -46,6 +46,8 @@ with warnings.catch_warnings():  # TransformerLens 3.x warns about this (project
     warnings.simplefilter("ignore", DeprecationWarning)
     from transformer_lens.hook_points import HookedRootModule, HookPoint
 
+from rlinterp.models.layers import MLP
+
 N_VEHICLES, N_FEATURES, N_ACTIONS = 15, 7, 3
 MASK_VALUE = -1e9  # score of an absent vehicle (finite, as in rl-agents, so an all-masked row stays defined)
 
@@ -56,36 +58,6 @@ def _init(module: nn.Module) -> None:
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-
-
-class Dense(nn.Module):
-    """``post = relu(pre)``, ``pre = linear(x)``, with both hooked."""
-
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        self.linear = nn.Linear(d_in, d_out)
-        self.hook_pre = HookPoint()
-        self.hook_post = HookPoint()
-
-    def forward(self, x: Tensor) -> Tensor:  # [..., d_in] -> [..., d_out]
-        return self.hook_post(F.relu(self.hook_pre(self.linear(x))))
-
-
-class MLP(nn.Module):
-    """A stack of hooked ReLU layers named ``0``, ``1``, ... and a ``hook_out`` on the result."""
-
-    def __init__(self, d_in: int, layers: list[int]):
-        super().__init__()
-        sizes = [d_in, *layers]
-        self.n_layers = len(layers)
-        for i in range(self.n_layers):
-            self.add_module(str(i), Dense(sizes[i], sizes[i + 1]))
-        self.hook_out = HookPoint()
-
-    def forward(self, x: Tensor) -> Tensor:  # [..., d_in] -> [..., layers[-1]]
-        for i in range(self.n_layers):
-            x = getattr(self, str(i))(x)
-        return self.hook_out(x)
 
 
 class EgoAttention(nn.Module):
@@ -101,8 +73,8 @@ class EgoAttention(nn.Module):
         self.W_V = nn.Linear(d_model, d_model, bias=False)  # value_all
         self.W_O = nn.Linear(d_model, d_model, bias=False)  # attention_combine
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
-        self.hook_scores, self.hook_pattern, self.hook_z = HookPoint(), HookPoint(), HookPoint()
-        self.hook_head_out, self.hook_combine = HookPoint(), HookPoint()
+        self.hook_attn_scores, self.hook_pattern, self.hook_z = HookPoint(), HookPoint(), HookPoint()
+        self.hook_result, self.hook_combine = HookPoint(), HookPoint()
 
     def forward(self, ego: Tensor, all_: Tensor, present: Tensor) -> Tensor:
         """ego [B, D], all_ [B, N, D] (ego first), present [B, N] bool -> combine [B, D]."""
@@ -113,11 +85,11 @@ class EgoAttention(nn.Module):
         v = self.hook_v(self.W_V(all_).view(B, N, H, dh))  # [B, N, H, dh]
         scores = torch.einsum("bhd,bnhd->bhn", q, k) / math.sqrt(dh)  # [B, H, N]
         scores = scores.masked_fill(~present[:, None, :], MASK_VALUE)
-        scores = self.hook_scores(scores)
+        scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(dim=-1))  # [B, H, N]
         z = self.hook_z(torch.einsum("bhn,bnhd->bhd", pattern, v))  # [B, H, dh]
         W_O = self.W_O.weight.view(self.d_model, H, dh)  # [D_out, H, dh]
-        head_out = self.hook_head_out(torch.einsum("bhd,ohd->bho", z, W_O))  # [B, H, D]
+        head_out = self.hook_result(torch.einsum("bhd,ohd->bho", z, W_O))  # [B, H, D]
         return self.hook_combine(head_out.sum(dim=1))  # [B, D]
 
 
@@ -171,10 +143,10 @@ class EgoAttentionNetwork(HookedRootModule):
 
         H = self.attn.n_heads
         E = [Node("E", "ego_embed.hook_out", (), 0, "E")]
-        heads = [Node(f"A{h}", "attn.hook_head_out", (h,), 0, f"A{h}", 1) for h in range(H)]
+        heads = [Node(f"A{h}", "attn.hook_result", (h,), 0, f"A{h}", 1) for h in range(H)]
         R = [Node("R", "hook_resid", (), 1, "R")]
         groups = [EdgeGroup("ego_embed.hook_out", "hook_resid", E, R, lambda a: a.unsqueeze(-2) / 2, dst_unsqueeze=True),
-                  EdgeGroup("attn.hook_head_out", "hook_resid", heads, R, lambda a: a / 2, dst_unsqueeze=True)]
+                  EdgeGroup("attn.hook_result", "hook_resid", heads, R, lambda a: a / 2, dst_unsqueeze=True)]
         if resid_to_q:
             Qn = [Node("Q", "hook_q_values", (), 2, "Q")]
             readout = lambda a: self.head(self.mlp(a)).unsqueeze(-2)
@@ -242,140 +214,3 @@ def build_network(config: dict[str, Any], device: str = "cpu") -> HookedRootModu
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def q_and_attention(model: HookedRootModule, device: str = "cpu"):
-    """A callback ``obs [15, 7] -> {"q": [3], "pattern": [H, 15] or None}`` for figures of episodes."""
-
-    def fn(obs) -> dict[str, Any]:
-        x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
-        with torch.no_grad():
-            q, cache = model.run_with_cache(x, names_filter=lambda n: n == "attn.hook_pattern")
-        pattern = cache["attn.hook_pattern"][0].cpu().numpy() if "attn.hook_pattern" in cache else None
-        return {"q": q[0].cpu().numpy(), "pattern": pattern}
-
-    return fn
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Interpretability helpers (chapters highway/02 and 03): observations from episodes, local affine maps of the ReLU
-# MLPs, and weight-based QK / OV circuits taken back to the 7 input features and forward to the 3 actions.
-# --------------------------------------------------------------------------------------------------------------------
-def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = 1_000_000, device: str = "cpu",
-                     progress: bool = True) -> dict[str, Any]:
-    """Greedy episodes of ``model`` on ``intersection-v0`` (env seeds ``seed, seed+1, ...``), stacked.
-
-    Returns ``obs`` [T, 15, 7] float32 tensor (every observation the agent acted on), ``episode`` [T] and ``step`` [T]
-    long tensors, ``action`` [T] long tensor, and per-episode ``returns``, ``arrived``, ``crashed`` lists.
-    """
-    import numpy as np
-    from tqdm import tqdm
-
-    from rlinterp.envs import highway as hw
-
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    model.eval()
-
-    def act(o) -> int:
-        with torch.no_grad():
-            return int(model(torch.as_tensor(o, dtype=torch.float32, device=device)).argmax())
-
-    env = hw.make_env(seed)
-    obs, epi, stp, acts, rets, arr, cra = [], [], [], [], [], [], []
-    for i in tqdm(range(n_episodes), desc="episodes", disable=not progress):
-        ep = hw.run_episode(env, act, seed + i)
-        obs += ep["obs"]
-        epi += [i] * ep["length"]
-        stp += list(range(ep["length"]))
-        acts += ep["actions"]
-        rets.append(ep["ret"]), arr.append(ep["arrived"]), cra.append(ep["crashed"])
-    env.close()
-    return dict(obs=torch.as_tensor(np.stack(obs), dtype=torch.float32), episode=torch.tensor(epi),
-                step=torch.tensor(stp), action=torch.tensor(acts), returns=rets, arrived=arr, crashed=cra)
-
-
-def local_affine(mlp: MLP, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Exact local affine map of a ReLU ``MLP`` at each input: ``mlp(x') = J x' + c`` for every ``x'`` with the same
-    ReLU on/off pattern as ``x`` (a ReLU network is piecewise affine). x [B, d_in] -> J [B, d_out, d_in], c [B, d_out].
-    """
-    J = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).expand(len(x), -1, -1)  # [B, d_in, d_in]
-    h = x
-    for i in range(mlp.n_layers):
-        lin = getattr(mlp, str(i)).linear
-        pre = lin(h)
-        on = (pre > 0).to(x.dtype)  # [B, d_out]
-        J = on[:, :, None] * torch.einsum("oi,bij->boj", lin.weight, J)
-        h = F.relu(pre)
-    return J, h - torch.einsum("boi,bi->bo", J, x)
-
-
-def embedding_maps(model: EgoAttentionNetwork, obs: Tensor) -> dict[str, Tensor]:
-    """Effective linear maps of the two embeddings on a data set: the Jacobians ∂e/∂features averaged over the ego
-    rows (``ego`` [64, 7]) and over the present other vehicles (``others`` [64, 7]) of ``obs`` [B, 15, 7]."""
-    with torch.no_grad():
-        J_ego, _ = local_affine(model.ego_embed, obs[:, 0])
-        others = obs[:, 1:][obs[:, 1:, 0] >= 0.5]  # [M, 7]
-        if len(others) == 0:
-            raise ValueError("embedding_maps: no other vehicle is present in obs; pass observations with traffic")
-        J_oth, _ = local_affine(model.others_embed, others)
-    return {"ego": J_ego.mean(0), "others": J_oth.mean(0)}
-
-
-def readout_map(model: EgoAttentionNetwork, obs: Tensor) -> Tensor:
-    """Effective linear map from the residual (``hook_resid``) to the Q-values, ∂Q/∂resid averaged over ``obs``:
-    [3, 64] (the output MLP's local Jacobian times the linear head)."""
-    with torch.no_grad():
-        _, cache = model.run_with_cache(obs, names_filter=lambda n: n == "hook_resid")
-        J, _ = local_affine(model.mlp, cache["hook_resid"])  # [B, 64, 64]
-        return torch.einsum("ao,bor->bar", model.head.weight, J).mean(0)
-
-
-def head_weights(model: EgoAttentionNetwork) -> dict[str, Tensor]:
-    """Per-head weight matrices: ``W_Q``, ``W_K``, ``W_V`` [H, d_head, 64] (rows of the head's slice) and ``W_O``
-    [H, 64, d_head] (the combine columns that read the head)."""
-    a = model.attn
-    H, dh, D = a.n_heads, a.d_head, a.d_model
-    return {"W_Q": a.W_Q.weight.view(H, dh, D), "W_K": a.W_K.weight.view(H, dh, D), "W_V": a.W_V.weight.view(H, dh, D),
-            "W_O": a.W_O.weight.view(D, H, dh).permute(1, 0, 2)}
-
-
-def qk_circuit(model: EgoAttentionNetwork, J_ego: Tensor | None = None, J_key: Tensor | None = None) -> Tensor:
-    """QK circuit per head, ``W_Qᵀ W_K / √d_head`` [H, 64, 64] in embedding space, or, given the embeddings' linear
-    maps ``J_ego`` [64, 7] and ``J_key`` [64, 7], ``J_egoᵀ W_Qᵀ W_K J_key / √d_head`` [H, 7, 7]: entry (f, g) is how
-    much the score of a key vehicle grows with ego feature f times key feature g."""
-    w = head_weights(model)
-    M = torch.einsum("hqd,hqe->hde", w["W_Q"], w["W_K"]) / math.sqrt(model.attn.d_head)  # [H, 64, 64]
-    if J_ego is None:
-        return M
-    return torch.einsum("df,hde,eg->hfg", J_ego, M, J_key)
-
-
-def ov_circuit(model: EgoAttentionNetwork, J_value: Tensor | None = None, readout: Tensor | None = None) -> Tensor:
-    """OV circuit per head, ``W_O W_V`` [H, 64, 64] (what an attended embedding writes into the combine output), or,
-    with the value embedding's linear map ``J_value`` [64, 7] and the residual's readout ``readout`` [3, 64],
-    ``readout · ½ W_O W_V · J_value`` [H, 3, 7]: the change of each Q-value per unit of a feature of a vehicle the
-    head attends to fully (the ½ is the residual average)."""
-    w = head_weights(model)
-    M = torch.einsum("hod,hde->hoe", w["W_O"], w["W_V"])  # [H, 64, 64]
-    if J_value is None:
-        return M
-    return torch.einsum("ao,hoe,ef->haf", readout, M / 2, J_value)
-
-
-def single_vehicle_scenes(ego: Tensor, rel_xy: Tensor, heading: Tensor, speed: Tensor) -> Tensor:
-    """Controlled, valid observations: the ego row ``ego`` [7] (a real normalised ego row) and one other vehicle
-    at ``rel_xy`` [n, 2] metres from the ego, with heading ``heading`` [n] (radians, world frame) and speed ``speed``
-    [n] m/s (velocity along the heading), normalised and clipped like highway-env's Kinematics observation (x, y by
-    100 m, vx, vy by 20 m/s). Returns obs [n, 15, 7] with rows 2..14 absent (zeros)."""
-    if ego.shape != (N_FEATURES,) or ego[0] < 0.5:
-        raise ValueError(f"ego must be one present normalised ego row of shape ({N_FEATURES},), got {tuple(ego.shape)}")
-    n = len(rel_xy)
-    obs = torch.zeros(n, N_VEHICLES, N_FEATURES)
-    obs[:, 0] = ego
-    obs[:, 1, 0] = 1.0
-    obs[:, 1, 1:3] = (ego[1:3] + rel_xy / 100.0).clamp(-1, 1)
-    vel = speed[:, None] * torch.stack([heading.cos(), heading.sin()], -1)
-    obs[:, 1, 3:5] = (vel / 20.0).clamp(-1, 1)
-    obs[:, 1, 5], obs[:, 1, 6] = heading.cos(), heading.sin()
-    return obs

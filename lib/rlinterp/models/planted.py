@@ -30,17 +30,7 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from rlinterp.interp.graph import Graph, mlp_graph
-
-
-class _Layer(nn.Module):
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        self.linear = nn.Linear(d_in, d_out)
-        self.hook_pre = HookPoint()  # [batch, d_out]
-        self.hook_post = HookPoint()  # [batch, d_out]
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.hook_post(torch.relu(self.hook_pre(self.linear(x))))
+from rlinterp.models.layers import Dense
 
 
 class PlantedMLP(HookedRootModule):
@@ -64,7 +54,7 @@ class PlantedMLP(HookedRootModule):
         rng = np.random.default_rng(seed)
         self.d_in, self.width, self.n_relevant = d_in, (w0, w1), n_relevant
         self.hook_obs = HookPoint()  # [batch, d_in]
-        self.mlp = nn.ModuleList([_Layer(d_in, w0), _Layer(w0, w1)])
+        self.mlp = nn.ModuleList([Dense(d_in, w0), Dense(w0, w1)])
         self.head = nn.Linear(w1, 1)
         self.hook_out = HookPoint()  # [batch, 1]
         const = d_in - 1

@@ -1,0 +1,242 @@
+"""The highway study's analyses: policies and episodes on ``intersection-v0``, evaluation, and the weight-based
+QK / OV circuits of the ego-attention network taken back to the 7 input features and forward to the 3 actions.
+
+The environment is :mod:`rlinterp.envs.highway`, the networks :mod:`rlinterp.models.ego_attention`, the trainer
+:mod:`rlinterp.learners.ddqn`; drawing (frames, attention, action bars, GIFs) is in
+:mod:`rlinterp.studies.highway_plots`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+from transformer_lens import HookedRootModule
+
+from rlinterp.envs.highway import ACTIONS, has_arrived, make_env, obs_positions
+from rlinterp.models.ego_attention import N_FEATURES, N_VEHICLES, EgoAttentionNetwork
+from rlinterp.models.layers import MLP
+from rlinterp.stats import mean_interval
+from rlinterp.studies.highway_plots import world_to_pixel
+
+# --------------------------------------------------------------------------------------------------------------------
+# Policies, episodes, evaluation
+# --------------------------------------------------------------------------------------------------------------------
+Policy = Callable[[np.ndarray], int]
+
+
+#: Evaluation seeds start here; training seeds its environments with ``seed * 1000 + worker`` (< 10**6 for the seeds
+#: we use), so evaluation episodes are fresh traffic scenes the agents never trained on.
+EVAL_SEED = 1_000_000
+
+
+def constant_policy(action: int) -> Policy:
+    """Always the same action (0 SLOWER, 1 IDLE, 2 FASTER)."""
+    if action not in range(len(ACTIONS)):
+        raise ValueError(f"action must be 0 (SLOWER), 1 (IDLE) or 2 (FASTER), got {action!r}")
+    return lambda obs: action
+
+
+def random_policy(seed: int = 0) -> Policy:
+    """Uniformly random actions from its own seeded generator."""
+    rng = np.random.default_rng(seed)
+    return lambda obs: int(rng.integers(len(ACTIONS)))
+
+
+def run_episode(env: gym.Env, policy: Policy, seed: int, render: bool = False, max_steps: int | None = None,
+                callback: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
+    """One episode from ``env.reset(seed=seed)``; returns its return, length, outcome and (optionally) frames.
+
+    ``callback(obs)`` is called before every action and its results are collected in ``"extras"`` (e.g. Q-values
+    and attention for the figures). ``frames`` holds ``len + 1`` frames (the initial scene and one per step) and
+    ``pixels`` the pixel coordinates of the observed vehicles in each frame.
+    """
+    obs, _ = env.reset(seed=seed)
+    ret, steps, speeds, crashed = 0.0, 0, [], False
+    out: dict[str, list] = {"obs": [], "actions": [], "rewards": [], "frames": [], "pixels": [], "extras": []}
+
+    def snap(o):
+        if render:
+            out["frames"].append(env.render())
+            out["pixels"].append(world_to_pixel(env, obs_positions(o)))
+
+    snap(obs)
+    while True:
+        if callback is not None:
+            out["extras"].append(callback(obs))
+        action = int(policy(obs))
+        if action not in range(len(ACTIONS)):
+            raise ValueError(f"the policy returned {action!r}; actions are 0 (SLOWER), 1 (IDLE), 2 (FASTER)")
+        out["obs"].append(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        out["actions"].append(action)
+        out["rewards"].append(float(reward))
+        ret += float(reward)
+        steps += 1
+        speeds.append(float(info["speed"]))
+        crashed = crashed or bool(info["crashed"])
+        snap(obs)
+        if terminated or truncated or (max_steps is not None and steps >= max_steps):
+            break
+    arrived = has_arrived(env) and not crashed
+    return dict(out, seed=seed, ret=ret, length=steps, arrived=arrived, crashed=crashed,
+                mean_speed=float(np.mean(speeds)), truncated=bool(truncated))
+
+
+def evaluate(policy: Policy, n_episodes: int = 100, seed: int = EVAL_SEED, progress: bool = True,
+             desc: str = "evaluate", **overrides: Any) -> dict[str, Any]:
+    """Run ``policy`` on ``n_episodes`` fresh scenes (env seeds ``seed, seed+1, ...``) and summarise.
+
+    Returns mean return with its 95% CI (Student t), success (arrival) and collision rates, mean episode length,
+    mean ego speed (m/s, averaged over steps then episodes) and the per-episode returns.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    env = make_env(seed, **overrides)
+    eps = [run_episode(env, policy, seed + i) for i in tqdm(range(n_episodes), desc=desc, disable=not progress)]
+    env.close()
+    returns = [e["ret"] for e in eps]
+    ci = mean_interval(returns, method="t")
+    mean, half = ci.mean, ci.half
+    return dict(n_episodes=n_episodes, seed=seed, mean_return=mean, ci95=half,
+                success_rate=float(np.mean([e["arrived"] for e in eps])),
+                collision_rate=float(np.mean([e["crashed"] for e in eps])),
+                mean_length=float(np.mean([e["length"] for e in eps])),
+                mean_speed=float(np.mean([e["mean_speed"] for e in eps])),
+                returns=[round(r, 4) for r in returns])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The ego-attention network on episodes; weight-based QK / OV circuits
+# --------------------------------------------------------------------------------------------------------------------
+def q_and_attention(model: HookedRootModule, device: str = "cpu"):
+    """A callback ``obs [15, 7] -> {"q": [3], "pattern": [H, 15] or None}`` for figures of episodes."""
+
+    def fn(obs) -> dict[str, Any]:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
+        with torch.no_grad():
+            q, cache = model.run_with_cache(x, names_filter=lambda n: n == "attn.hook_pattern")
+        pattern = cache["attn.hook_pattern"][0].cpu().numpy() if "attn.hook_pattern" in cache else None
+        return {"q": q[0].cpu().numpy(), "pattern": pattern}
+
+    return fn
+
+
+def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = EVAL_SEED, device: str = "cpu",
+                     progress: bool = True) -> dict[str, Any]:
+    """Greedy episodes of ``model`` on ``intersection-v0`` (env seeds ``seed, seed+1, ...``), stacked.
+
+    Returns ``obs`` [T, 15, 7] float32 tensor (every observation the agent acted on), ``episode`` [T] and ``step`` [T]
+    long tensors, ``action`` [T] long tensor, and per-episode ``returns``, ``arrived``, ``crashed`` lists.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    model.eval()
+
+    def act(o) -> int:
+        with torch.no_grad():
+            return int(model(torch.as_tensor(o, dtype=torch.float32, device=device)).argmax())
+
+    env = make_env(seed)
+    obs, epi, stp, acts, rets, arr, cra = [], [], [], [], [], [], []
+    for i in tqdm(range(n_episodes), desc="episodes", disable=not progress):
+        ep = run_episode(env, act, seed + i)
+        obs += ep["obs"]
+        epi += [i] * ep["length"]
+        stp += list(range(ep["length"]))
+        acts += ep["actions"]
+        rets.append(ep["ret"]), arr.append(ep["arrived"]), cra.append(ep["crashed"])
+    env.close()
+    return dict(obs=torch.as_tensor(np.stack(obs), dtype=torch.float32), episode=torch.tensor(epi),
+                step=torch.tensor(stp), action=torch.tensor(acts), returns=rets, arrived=arr, crashed=cra)
+
+
+def local_affine(mlp: MLP, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact local affine map of a ReLU ``MLP`` at each input: ``mlp(x') = J x' + c`` for every ``x'`` with the same
+    ReLU on/off pattern as ``x`` (a ReLU network is piecewise affine). x [B, d_in] -> J [B, d_out, d_in], c [B, d_out].
+    """
+    J = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).expand(len(x), -1, -1)  # [B, d_in, d_in]
+    h = x
+    for i in range(mlp.n_layers):
+        lin = getattr(mlp, str(i)).linear
+        pre = lin(h)
+        on = (pre > 0).to(x.dtype)  # [B, d_out]
+        J = on[:, :, None] * torch.einsum("oi,bij->boj", lin.weight, J)
+        h = F.relu(pre)
+    return J, h - torch.einsum("boi,bi->bo", J, x)
+
+
+def embedding_maps(model: EgoAttentionNetwork, obs: Tensor) -> dict[str, Tensor]:
+    """Effective linear maps of the two embeddings on a data set: the Jacobians ∂e/∂features averaged over the ego
+    rows (``ego`` [64, 7]) and over the present other vehicles (``others`` [64, 7]) of ``obs`` [B, 15, 7]."""
+    with torch.no_grad():
+        J_ego, _ = local_affine(model.ego_embed, obs[:, 0])
+        others = obs[:, 1:][obs[:, 1:, 0] >= 0.5]  # [M, 7]
+        if len(others) == 0:
+            raise ValueError("embedding_maps: no other vehicle is present in obs; pass observations with traffic")
+        J_oth, _ = local_affine(model.others_embed, others)
+    return {"ego": J_ego.mean(0), "others": J_oth.mean(0)}
+
+
+def readout_map(model: EgoAttentionNetwork, obs: Tensor) -> Tensor:
+    """Effective linear map from the residual (``hook_resid``) to the Q-values, ∂Q/∂resid averaged over ``obs``:
+    [3, 64] (the output MLP's local Jacobian times the linear head)."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(obs, names_filter=lambda n: n == "hook_resid")
+        J, _ = local_affine(model.mlp, cache["hook_resid"])  # [B, 64, 64]
+        return torch.einsum("ao,bor->bar", model.head.weight, J).mean(0)
+
+
+def head_weights(model: EgoAttentionNetwork) -> dict[str, Tensor]:
+    """Per-head weight matrices: ``W_Q``, ``W_K``, ``W_V`` [H, d_head, 64] (rows of the head's slice) and ``W_O``
+    [H, 64, d_head] (the combine columns that read the head)."""
+    a = model.attn
+    H, dh, D = a.n_heads, a.d_head, a.d_model
+    return {"W_Q": a.W_Q.weight.view(H, dh, D), "W_K": a.W_K.weight.view(H, dh, D), "W_V": a.W_V.weight.view(H, dh, D),
+            "W_O": a.W_O.weight.view(D, H, dh).permute(1, 0, 2)}
+
+
+def qk_circuit(model: EgoAttentionNetwork, J_ego: Tensor | None = None, J_key: Tensor | None = None) -> Tensor:
+    """QK circuit per head, ``W_Qᵀ W_K / √d_head`` [H, 64, 64] in embedding space, or, given the embeddings' linear
+    maps ``J_ego`` [64, 7] and ``J_key`` [64, 7], ``J_egoᵀ W_Qᵀ W_K J_key / √d_head`` [H, 7, 7]: entry (f, g) is how
+    much the score of a key vehicle grows with ego feature f times key feature g."""
+    w = head_weights(model)
+    M = torch.einsum("hqd,hqe->hde", w["W_Q"], w["W_K"]) / math.sqrt(model.attn.d_head)  # [H, 64, 64]
+    if J_ego is None:
+        return M
+    return torch.einsum("df,hde,eg->hfg", J_ego, M, J_key)
+
+
+def ov_circuit(model: EgoAttentionNetwork, J_value: Tensor | None = None, readout: Tensor | None = None) -> Tensor:
+    """OV circuit per head, ``W_O W_V`` [H, 64, 64] (what an attended embedding writes into the combine output), or,
+    with the value embedding's linear map ``J_value`` [64, 7] and the residual's readout ``readout`` [3, 64],
+    ``readout · ½ W_O W_V · J_value`` [H, 3, 7]: the change of each Q-value per unit of a feature of a vehicle the
+    head attends to fully (the ½ is the residual average)."""
+    w = head_weights(model)
+    M = torch.einsum("hod,hde->hoe", w["W_O"], w["W_V"])  # [H, 64, 64]
+    if J_value is None:
+        return M
+    return torch.einsum("ao,hoe,ef->haf", readout, M / 2, J_value)
+
+
+def single_vehicle_scenes(ego: Tensor, rel_xy: Tensor, heading: Tensor, speed: Tensor) -> Tensor:
+    """Controlled, valid observations: the ego row ``ego`` [7] (a real normalised ego row) and one other vehicle
+    at ``rel_xy`` [n, 2] metres from the ego, with heading ``heading`` [n] (radians, world frame) and speed ``speed``
+    [n] m/s (velocity along the heading), normalised and clipped like highway-env's Kinematics observation (x, y by
+    100 m, vx, vy by 20 m/s). Returns obs [n, 15, 7] with rows 2..14 absent (zeros)."""
+    if ego.shape != (N_FEATURES,) or ego[0] < 0.5:
+        raise ValueError(f"ego must be one present normalised ego row of shape ({N_FEATURES},), got {tuple(ego.shape)}")
+    n = len(rel_xy)
+    obs = torch.zeros(n, N_VEHICLES, N_FEATURES)
+    obs[:, 0] = ego
+    obs[:, 1, 0] = 1.0
+    obs[:, 1, 1:3] = (ego[1:3] + rel_xy / 100.0).clamp(-1, 1)
+    vel = speed[:, None] * torch.stack([heading.cos(), heading.sin()], -1)
+    obs[:, 1, 3:5] = (vel / 20.0).clamp(-1, 1)
+    obs[:, 1, 5], obs[:, 1, 6] = heading.cos(), heading.sin()
+    return obs
