@@ -72,7 +72,7 @@ def _stage_book(root: Path, book_dir: Path) -> None:
             (book_dir / entry).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / entry, book_dir / entry)
     for path in (root / "paper").rglob("*"):
-        if path.is_file() and path.suffix in {".qmd", ".bib", ".css", ".csl", ".png", ".svg"}:
+        if path.is_file() and path.suffix in {".qmd", ".bib", ".css", ".csl", ".png", ".svg", ".typ"}:
             target = book_dir / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
