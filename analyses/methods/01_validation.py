@@ -127,7 +127,8 @@ for c in cases:
     m, g = c["model"], c["graph"]
     s_eap = eap(m, g, c["clean"], c["corrupt"], c["task"])
     s_ig = eap_ig(m, g, c["clean"], c["corrupt"], c["task"], steps=ig_steps)
-    sweep = acdc_sweep(m, g, c["clean"], c["corrupt"], c["dist"], thresholds, c["truth"], progress=False)
+    sweep = acdc_sweep(m, g, c["clean"], c["corrupt"], distance=c["dist"], thresholds=thresholds, truth=c["truth"],
+                       progress=False)
     c.update(eap=s_eap, eap_ig=s_ig, sweep=sweep)
     results.append({"model": c["name"], "edges": len(g), "planted edges": int(c["truth"].sum()),
                     "EAP": roc_auc(s_eap, c["truth"]), "EAP-IG": roc_auc(s_ig, c["truth"]),
@@ -179,7 +180,8 @@ md(f"EAP-IG reaches an AUC of at least {worst['EAP-IG'].min():.3f} and ACDC at l
 #| label: fig-circuits
 #| fig-cap: "Found circuits. Left: ACDC (tau = 1e-3) on the leaky transformer, edge width = |EAP-IG score|, q/k/v marks the input of the destination head. Right: the planted MLP's circuit edges coloured by EAP-IG score (red positive, blue negative)."
 c_attn, c_mlp = cases[3], cases[0]
-r = acdc(c_attn["model"], c_attn["graph"], c_attn["clean"], c_attn["corrupt"], c_attn["dist"], 1e-3, progress=False)
+r = acdc(c_attn["model"], c_attn["graph"], c_attn["clean"], c_attn["corrupt"], distance=c_attn["dist"], threshold=1e-3,
+         progress=False)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.2]})
 draw_circuit(c_attn["graph"], r.circuit.keep, scores=c_attn["eap_ig"], ax=axes[0], title=c_attn["name"])
 draw_circuit(c_mlp["graph"], c_mlp["truth"], scores=c_mlp["eap_ig"], ax=axes[1], title=c_mlp["name"])
@@ -336,7 +338,8 @@ def best_time(fn):
 
 t_eap, _ = best_time(lambda: eap(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["task"]))
 t_ig, _ = best_time(lambda: eap_ig(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["task"], steps=ig_steps))
-t_acdc, res_t = best_time(lambda: acdc(m_t, g_t, c_t["clean"], c_t["corrupt"], c_t["dist"], 1e-3, progress=False))
+t_acdc, res_t = best_time(lambda: acdc(m_t, g_t, c_t["clean"], c_t["corrupt"], distance=c_t["dist"], threshold=1e-3,
+                                       progress=False))
 timing = pd.DataFrame([
     {"method": "EAP", "seconds": t_eap, "forward passes": 3},
     {"method": f"EAP-IG ({ig_steps} steps)", "seconds": t_ig, "forward passes": 2 + ig_steps},
