@@ -46,7 +46,7 @@ def test_methods_recover_planted_edges(case):
     assert 0 < truth.sum() < len(truth)
     auc_eap = roc_auc(eap(m, g, x, xc, task_metric), truth)
     auc_ig = roc_auc(eap_ig(m, g, x, xc, task_metric, steps=5), truth)
-    sweep = acdc_sweep(m, g, x, xc, dist_metric, [0.0, 1e-3, 0.1], truth, progress=False)
+    sweep = acdc_sweep(m, g, x, xc, distance=dist_metric, thresholds=[0.0, 1e-3, 0.1], truth=truth, progress=False)
     auc_acdc = roc_auc(sweep=sweep)
     print(f"{case}: edges={len(g)} true={int(truth.sum())} AUC EAP={auc_eap:.3f} EAP-IG={auc_ig:.3f} ACDC={auc_acdc:.3f}")
     assert auc_eap >= 0.95 and auc_ig >= 0.95 and auc_acdc >= 0.95
@@ -57,13 +57,13 @@ def test_methods_recover_planted_edges(case):
 
 def test_acdc_result_and_drawing():
     m, g, x, xc, truth, _, dist = CASES["attn-2heads"]()
-    r = acdc(m, g, x, xc, dist, threshold=1e-3, progress=False)
+    r = acdc(m, g, x, xc, distance=dist, threshold=1e-3, progress=False)
     assert set(r.circuit.edges) == set(m.planted["true_edges"])
     assert r.n_forward < len(g) + 1  # disconnected components are pruned without a forward pass
     ax = draw_circuit(g, r.circuit.keep, scores=eap(m, g, x, xc, CASES["attn-2heads"]()[5]))
     assert len(ax.texts) >= 4
     with pytest.raises(ValueError, match="threshold"):
-        acdc(m, g, x, xc, dist, threshold=-1)
+        acdc(m, g, x, xc, distance=dist, threshold=-1)
 
 
 def test_node_attribution_ranks_circuit_heads_first():

@@ -261,7 +261,7 @@ t_ig, s_ig = best_time(lambda: eap_ig(model, graph, clean, corrupt, task, steps=
 taus = sorted((float(t) for t in str(acdc_taus).split(",")), reverse=True)
 acdc_runs = []
 for tau in taus:
-    t_a, res = best_time(lambda: acdc(model, graph, clean, corrupt, distance, tau, progress=False), 1)
+    t_a, res = best_time(lambda: acdc(model, graph, clean, corrupt, distance=distance, threshold=tau, progress=False), 1)
     acdc_runs.append({"tau": tau, "seconds": t_a, "result": res, "edges": int(res.circuit.keep.sum())})
 
 # %% [markdown]

@@ -322,7 +322,7 @@ t0 = time.time()
 scores = eap_ig(model, graph, Xs, Xc, restored, steps=eap_ig_steps)
 t_eap = time.time() - t0
 t0 = time.time()
-res = acdc(model, graph, Xs, Xc, mse_metric(Qs), acdc_tau, progress=False)
+res = acdc(model, graph, Xs, Xc, distance=mse_metric(Qs), threshold=acdc_tau, progress=False)
 t_acdc = time.time() - t0
 n_keep = int(res.circuit.keep.sum())
 eap_top = torch.zeros(len(graph), dtype=torch.bool)

@@ -11,7 +11,9 @@ from rlinterp.interp.captum import feature_ablation, integrated_gradients, layer
 from rlinterp.interp.circuit_plots import draw_circuit
 from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer
 from rlinterp.interp.featvis import maximize_continuous, maximize_discrete
-from rlinterp.interp.graph import Circuit, Edge, EdgeGroup, Graph, Node, get_graph, mlp_graph, transformer_graph
+from rlinterp.interp.graph import (
+    Circuit, Edge, EdgeGroup, Graph, ModelFlagWarning, Node, check_hooks, get_graph, mlp_graph, transformer_graph,
+)
 from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.patching import (
     ablation_cache, kl_metric, logit_diff_metric, mse_metric, patch_edges, patch_nodes, restored_metric,
@@ -22,7 +24,8 @@ from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 __all__ = [
     "acdc", "acdc_sweep", "roc_auc", "roc_points", "attribution_patching", "eap", "eap_ig", "feature_ablation",
     "integrated_gradients", "layer_conductance", "neuron_conductance", "draw_circuit", "maximize_continuous",
-    "maximize_discrete", "Circuit", "Edge", "EdgeGroup", "Graph", "Node", "get_graph", "mlp_graph",
+    "maximize_discrete", "Circuit", "Edge", "EdgeGroup", "Graph", "ModelFlagWarning", "Node", "check_hooks", "get_graph",
+    "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
     "patch_edges", "patch_nodes", "restored_metric", "fit_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",

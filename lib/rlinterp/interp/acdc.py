@@ -7,7 +7,13 @@ mask entry 0) and keep it removed for good when the metric barely moves:
     d(H \\ {e}) − d(H) < τ   →   H ← H \\ {e}.
 
 ``d`` is a distance to the clean model's behaviour, ``KL(G ‖ H)`` for logits (:func:`~rlinterp.interp.patching.kl_metric`)
-or the MSE to the clean output for regression heads (:func:`~rlinterp.interp.patching.mse_metric`). As in the paper,
+or the MSE to the clean output for regression heads (:func:`~rlinterp.interp.patching.mse_metric`): lower = closer,
+0 on the clean model. It is passed as the keyword ``distance=`` — unlike the *task metric* (higher = better, e.g. a
+logit difference) that :func:`~rlinterp.interp.attribution_patching.eap` takes — and checked: ``d(G)`` must be within
+``clean_tol`` of 0 and no pruned graph may have a distance below ``−clean_tol``. A task metric passed as a distance
+is refused: ACDC would minimise it and return the edges that *destroy* the behaviour (on a planted model with a
+cancelling pair, only that pair). To prune with a task metric ``m``, pass
+``distance=lambda out: (m(out) - m_clean).abs()``. As in the paper,
 a component whose outputs have all been removed is disconnected and its incoming edges are removed without a test.
 One forward pass per tested edge — this is what attribution patching (:mod:`rlinterp.interp.attribution_patching`)
 approximates in two. :func:`acdc_sweep` sweeps τ and :func:`roc_auc` turns scores or sweep points into a ROC AUC
@@ -15,6 +21,7 @@ against a reference circuit (the paper's Fig. 3 protocol).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,18 +43,41 @@ class ACDCResult:
     n_forward: int  # forward passes used
 
 
+def _check_distance(value: float, clean_tol: float, what: str) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"acdc: the distance is {value} {what}; it must be a finite number")
+    bad = abs(value) > clean_tol if what == "on the clean model" else value < -clean_tol
+    if bad:
+        raise ValueError(
+            f"acdc: `distance` must be a distance to the clean model's output (0 on the clean model, never negative), "
+            f"but it is {value:.6g} {what} (tolerance clean_tol={clean_tol:g}). This looks like a task metric "
+            "(higher = better, e.g. a logit difference), which EAP takes; ACDC would minimise it and keep the edges "
+            "that destroy the behaviour. Pass a distance such as kl_metric(clean_logits) or mse_metric(clean_out), or "
+            "wrap the metric: distance=lambda out: (metric(out) - metric_clean).abs()")
+
+
 def acdc(
-    model: nn.Module, graph: Graph, clean: Any, corrupted: Any, metric: Callable[[Tensor], Tensor],
-    threshold: float, mode: str = "resample", progress: bool = True,
+    model: nn.Module, graph: Graph, clean: Any, corrupted: Any, *, distance: Callable[[Tensor], Tensor],
+    threshold: float, mode: str = "resample", progress: bool = True, clean_tol: float = 1e-6,
 ) -> ACDCResult:
-    """Prune ``graph`` with threshold ``threshold`` (τ). ``metric(output)`` is a distance to the clean behaviour
-    (lower = closer). Returns the kept edges as a :class:`Circuit`."""
+    """Prune ``graph`` with threshold ``threshold`` (τ). ``distance(output)`` is a distance to the clean behaviour
+    (lower = closer, 0 on the clean model; keyword-only so that a task metric is not passed by position). Raises a
+    ``ValueError`` when the distance of the unpruned graph is not within ``clean_tol`` of 0, or a pruned graph's is
+    below ``−clean_tol``. Returns the kept edges as a :class:`Circuit`."""
+    if not callable(distance):
+        raise TypeError(f"acdc: distance must be a callable output -> scalar, got {type(distance).__name__}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise TypeError(f"acdc: threshold must be a finite number, got {threshold!r}")
     if threshold < 0:
         raise ValueError(f"acdc: threshold must be >= 0, got {threshold}")
+    if isinstance(clean_tol, bool) or not isinstance(clean_tol, (int, float)) or not clean_tol >= 0:
+        raise ValueError(f"acdc: clean_tol must be a number >= 0, got {clean_tol!r}")
+    graph.check(model)
     patch = ablation_cache(model, graph.src_hooks, clean, mode, corrupted)
     masks = graph.ones()
     with torch.no_grad():
-        cur = float(metric(graph.forward(model, clean, patch, masks)))
+        cur = float(distance(graph.forward(model, clean, patch, masks)))
+    _check_distance(cur, clean_tol, "on the clean model")
     n_fwd = 1
     out_components = {n.component for n in graph.output_nodes}
     incoming: dict[str, list] = {}
@@ -68,7 +98,8 @@ def acdc(
                 masks[e.group][e.s, e.n] = 0.0
                 if not alive:
                     continue
-                new = float(metric(graph.forward(model, clean, patch, masks)))
+                new = float(distance(graph.forward(model, clean, patch, masks)))
+                _check_distance(new, clean_tol, f"with {e.name} and earlier edges removed")
                 n_fwd += 1
                 if new - cur < threshold:
                     cur = new
@@ -80,14 +111,16 @@ def acdc(
 
 
 def acdc_sweep(
-    model: nn.Module, graph: Graph, clean: Any, corrupted: Any, metric: Callable[[Tensor], Tensor],
+    model: nn.Module, graph: Graph, clean: Any, corrupted: Any, *, distance: Callable[[Tensor], Tensor],
     thresholds: Sequence[float], truth: Tensor | None = None, mode: str = "resample", progress: bool = True,
+    clean_tol: float = 1e-6,
 ) -> list[dict]:
-    """Run ACDC for each τ. Rows: threshold, n_edges kept, forward passes, and with ``truth`` (bool per edge) the
-    true/false positive rates of the kept set."""
+    """Run :func:`acdc` for each τ (``distance`` as there). Rows: threshold, n_edges kept, forward passes, and with
+    ``truth`` (bool per edge) the true/false positive rates of the kept set."""
     rows = []
     for t in tqdm(list(thresholds), desc="ACDC sweep", disable=not progress):
-        r = acdc(model, graph, clean, corrupted, metric, float(t), mode, progress=False)
+        r = acdc(model, graph, clean, corrupted, distance=distance, threshold=float(t), mode=mode, progress=False,
+                 clean_tol=clean_tol)
         row = {"threshold": float(t), "n_edges": int(r.circuit.keep.sum()), "n_forward": r.n_forward, "metric": r.metric}
         if truth is not None:
             row.update(_rates(r.circuit.keep, truth))

@@ -21,15 +21,43 @@ mask, so a masked forward pass is a handful of einsums. Builders:
 * :func:`mlp_graph` — any MLP ``HookedRootModule`` from a list of ``(source hook, nn.Linear, destination hook)``
   triples (neurons or whole layers as nodes; weight-matrix edges between consecutive layers);
 * :func:`get_graph` — ``model.graph()`` when the model declares one, else :func:`transformer_graph`.
+
+Hook names are checked against the model (:func:`check_hooks`): a typo raises a ``ValueError`` naming the close
+matches, when the graph is built with the model (``mlp_graph(..., model=m)``) and again whenever a graph is run on a
+model. :func:`transformer_graph` switches TransformerLens flags on; it says which with a :class:`ModelFlagWarning`.
 """
 from __future__ import annotations
 
+import difflib
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+
+class ModelFlagWarning(UserWarning):
+    """A graph builder changed a setting of the model (e.g. TransformerLens ``use_attn_result``)."""
+
+
+def check_hooks(model: nn.Module, hooks: Iterable[str], where: str = "graph") -> None:
+    """Raise a ``ValueError`` naming close matches when a hook name is not a hook point of ``model``."""
+    hook_dict = getattr(model, "hook_dict", None)
+    if not isinstance(hook_dict, dict):
+        raise TypeError(f"{where}: {type(model).__name__} is not a TransformerLens HookedRootModule (no hook_dict); "
+                        "call model.setup() after defining its HookPoints")
+    missing = sorted({h for h in hooks if h not in hook_dict})
+    if missing:
+        lines = []
+        for h in missing:
+            close = difflib.get_close_matches(h, list(hook_dict), n=3, cutoff=0.6)
+            lines.append(f"{h!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(h))
+        raise ValueError(f"{where}: {type(model).__name__} has no hook point " + "; ".join(lines)
+                         + f". It has {len(hook_dict)} hook points, e.g. {sorted(hook_dict)[:6]}")
+
 
 @dataclass(frozen=True)
 class Node:
@@ -147,6 +175,19 @@ class Graph:
     def names(self) -> list[str]:
         return [e.name for e in self.edges]
 
+    @property
+    def hooks(self) -> list[str]:
+        """Every hook point the graph reads or patches."""
+        return sorted(set(self.src_hooks) | set(self.dst_hooks))
+
+    def check(self, model: nn.Module) -> None:
+        """Raise a clear ``ValueError`` when a hook of this graph is not a hook point of ``model``."""
+        checked = getattr(self, "_checked", None)
+        if checked is not None and checked() is model:
+            return
+        check_hooks(model, self.hooks, "Graph")
+        self._checked = weakref.ref(model)
+
     # ---- masks and per-edge vectors -------------------------------------------------------------------------------
     def ones(self, value: float = 1.0, device: str | torch.device = "cpu") -> list[Tensor]:
         """One mask per group, filled with ``value`` (1 = every edge clean)."""
@@ -184,6 +225,8 @@ class Graph:
     def cache(self, model: nn.Module, x: Any, hooks: Sequence[str] | None = None, **kw) -> dict[str, Tensor]:
         """Activations of the source hooks (or ``hooks``) on input ``x``."""
         names = set(hooks or self.src_hooks)
+        self.check(model)
+        check_hooks(model, names, "Graph.cache")
         with torch.no_grad():
             _, cache = model.run_with_cache(x, names_filter=lambda n: n in names, **kw)
         return {k: cache[k] for k in names}
@@ -203,6 +246,7 @@ class Graph:
         :func:`rlinterp.interp.patching.ablation_cache`); they broadcast against the clean batch. Masks may require
         grad (gradients w.r.t. masks are edge attributions, auto-circuit style).
         """
+        self.check(model)
         current: dict[str, Tensor] = {}
         active = [gi for gi, m in enumerate(masks) if m.requires_grad or bool((m < 1).any())]
         by_dst: dict[str, list[int]] = {}
@@ -231,6 +275,9 @@ class Graph:
         Used by causal scrubbing, where every edge may come from a different (resampled) input. Returns the model
         output, or the activation at hook ``read`` when given.
         """
+        self.check(model)
+        if read is not None:
+            check_hooks(model, [read], "Graph.forward_edge_values(read=...)")
         current: dict[str, Tensor] = {}
         by_dst: dict[str, list[Edge]] = {}
         for e in values:
@@ -269,15 +316,25 @@ def transformer_graph(model: nn.Module) -> Graph:
     head's q/k/v input, every later MLP input and the final residual stream (``Resid End``).
 
     Turns on ``use_attn_result``, ``use_split_qkv_input`` and ``use_hook_mlp_in`` (needed for per-head outputs and
-    per-head inputs). Positions are aggregated: an edge is patched at every position.
+    per-head inputs; more memory per forward pass) and says which it switched with a :class:`ModelFlagWarning`.
+    Positions are aggregated: an edge is patched at every position.
     """
-    cfg = model.cfg
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not hasattr(model, "blocks"):
+        raise TypeError(f"transformer_graph: needs a TransformerLens HookedTransformer, got {type(model).__name__}; "
+                        "for other hooked models build the graph with mlp_graph(...) or the model's graph()")
     if getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads):
         raise ValueError("transformer_graph: grouped-query attention is not supported; ungroup the heads first")
-    model.set_use_attn_result(True)
-    model.set_use_split_qkv_input(True)
+    flags = [("use_attn_result", model.set_use_attn_result), ("use_split_qkv_input", model.set_use_split_qkv_input)]
     if not cfg.attn_only:
-        model.set_use_hook_mlp_in(True)
+        flags.append(("use_hook_mlp_in", model.set_use_hook_mlp_in))
+    switched = [name for name, _ in flags if not getattr(cfg, name)]
+    for _, setter in flags:
+        setter(True)
+    if switched:
+        warnings.warn(f"transformer_graph switched on {', '.join(switched)} in the model's config (per-head outputs "
+                      "and inputs as hook points; forward passes use more memory). Set them back with "
+                      "model.set_use_attn_result(False) etc. when done", ModelFlagWarning, stacklevel=2)
     L, H = cfg.n_layers, cfg.n_heads
     # sources: (hook, nodes, contrib)
     sources = [("hook_embed", [Node("embed", "hook_embed", (), 0, "embed")], _unsq)]
@@ -301,7 +358,9 @@ def transformer_graph(model: nn.Module) -> Graph:
         for shook, snodes, contrib in sources:
             if snodes[0].layer < dnodes[0].layer:
                 groups.append(EdgeGroup(shook, dhook, snodes, dnodes, contrib, "resid", dst_unsqueeze=unsq))
-    return Graph(groups)
+    graph = Graph(groups)
+    graph.check(model)
+    return graph
 
 
 def mlp_graph(
@@ -309,6 +368,7 @@ def mlp_graph(
     level: str = "neuron",
     names: Sequence[str] | None = None,
     drop_zero: bool = False,
+    model: nn.Module | None = None,
 ) -> Graph:
     """Graph of an MLP from ``[(source hook, linear, destination hook), ...]`` in forward order.
 
@@ -317,7 +377,9 @@ def mlp_graph(
     ("mlp.1.hook_post", net.head, "hook_q_values")]``. Triple k's destination and triple k+1's source belong to the same
     component (a hidden layer: pre-activation in, post-activation out). ``level="neuron"``: every unit is a node and
     every weight ``W[j, i]`` an edge i→j; ``level="layer"``: one node per layer. Component names default to
-    ``in, h0, h1, ..., out`` (neurons: ``h0.3``). ``drop_zero`` leaves out exactly-zero weights.
+    ``in, h0, h1, ..., out`` (neurons: ``h0.3``). ``drop_zero`` leaves out exactly-zero weights. With ``model`` the
+    hook names are checked against it now (a typo raises a ``ValueError`` naming close matches); otherwise they are
+    checked when the graph is first run on a model.
     """
     if level not in ("neuron", "layer"):
         raise ValueError(f"mlp_graph: level must be 'neuron' or 'layer', got {level!r}")
@@ -346,7 +408,10 @@ def mlp_graph(
             dst = [Node(names[k + 1], dhook, (), k + 1, names[k + 1])]
             contrib = (lambda lin: lambda a: (a @ weight(lin).T).unsqueeze(-2))(lin)  # [..., 1, N_out]
             groups.append(EdgeGroup(shook, dhook, src, dst, contrib, "resid", dst_unsqueeze=True))
-    return Graph(groups)
+    graph = Graph(groups)
+    if model is not None:
+        graph.check(model)
+    return graph
 
 
 def get_graph(model: nn.Module, **kw) -> Graph:
