@@ -286,7 +286,10 @@ def cast(param: Param, value: Any, origin: str = "-p", text: bool = True) -> Any
 
 def _scalar(param: Param, value: Any, origin: str, text: bool) -> Any:
     typ, name = param.element, param.name
-    what = f"parameter {name} is {'an' if typ == 'int' else 'a'} {typ}"
+    is_list = param.type != typ
+    article = "an" if typ == "int" else "a"
+    what = f"parameter {name} is a {param.type} and each element {article} {typ}" if is_list else \
+        f"parameter {name} is {article} {typ}"
     if text and isinstance(value, str) and typ != "str":
         raw = value.strip()
         if typ == "bool":
@@ -318,15 +321,16 @@ def _scalar(param: Param, value: Any, origin: str, text: bool) -> Any:
         if not isinstance(value, str):
             raise ParameterError(f"{what}; got {value!r} ({type(value).__name__}, {origin}); quote it")
         out = value
+    subject = f"parameter {name} ({param.type}): element {out!r}" if is_list else f"parameter {name} = {out!r}"
     if typ == "float" and math.isnan(out):
-        raise ParameterError(f"parameter {name} = nan ({origin}) is not a number; give a finite value"
+        raise ParameterError(f"{subject} ({origin}) is not a number; give a finite value"
                              + (f" in {param.range}" if param.range else ""))
     if param.range is not None and out not in param.range:
-        raise ParameterError(f"parameter {name} = {out!r} ({origin}) is out of range: it must lie in {param.range}")
+        raise ParameterError(f"{subject} ({origin}) is out of range: it must lie in {param.range}")
     if typ == "float" and math.isinf(out) and param.range is None:
-        raise ParameterError(f"parameter {name} = {out!r} ({origin}) must be finite")
+        raise ParameterError(f"{subject} ({origin}) must be finite")
     if param.choices is not None and out not in param.choices:
-        raise ParameterError(f"parameter {name} = {out!r} ({origin}) is not one of the choices: "
+        raise ParameterError(f"{subject} ({origin}) is not one of the choices: "
                              f"{', '.join(map(str, param.choices))}")
     return out
 
