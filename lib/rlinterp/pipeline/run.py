@@ -157,6 +157,8 @@ def _literal(value: Any) -> str:
         return f'float("{value}")'
     if isinstance(value, list):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # double quotes, as the cells are written
     return repr(value)
 
 
@@ -183,11 +185,10 @@ def show_effective_parameters(nb, params: dict[str, Any], profile: str | None) -
             same = default == value and type(default) is type(value) or (
                 isinstance(value, float) and isinstance(default, int) and not isinstance(default, bool)
                 and float(default) == value)
-            comment = m.group("comment") or ""
-            if not same:
+            if not same:  # a line at its default stays exactly as written
                 changed = True
-                comment = (comment or "  #") + f" (default: {m.group('value').strip()})"
-            lines[i] = f"{m.group('head')}{_literal(value)}{comment}"
+                comment = (m.group("comment") or "  #") + f" (default: {m.group('value').strip()})"
+                lines[i] = f"{m.group('head')}{_literal(value)}{comment}"
         if changed:
             lines.insert(0, f"# parameters as executed (profile {profile or 'default'}; a changed value notes "
                             f"its default)")
