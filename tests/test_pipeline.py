@@ -257,6 +257,11 @@ def test_analysis_missing_from_quarto_yml_gets_a_hint(project, capsys):
     assert "unknown analysis 'demo/nope'" in capsys.readouterr().err
 
 
+def _text(html: str) -> str:
+    """An HTML page's text, whitespace collapsed (pandoc wraps long lines)."""
+    return " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+
 def _parameters_cell(chapter: Path) -> str:
     nb = json.loads(chapter.read_text())
     [cell] = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
@@ -279,7 +284,7 @@ def test_chapter_shows_the_parameters_actually_used(project):
 
     render(project, res.chapter.parents[2], renderer="pandoc", profile="smoke")
     html = (res.chapter.parents[2] / "_book/paper/demo/01_x.html").read_text()
-    text = re.sub(r"<[^>]+>", "", html)
+    text = _text(html)
     assert "n: int = 3" in text and "n: int = 10" not in text and "offsets: list[float] = [1.0, 2.0]" in text
     assert "# Parameters" not in text  # papermill's injected cell is not shown
 
@@ -380,7 +385,7 @@ def test_render_with_unbuilt_chapters_shows_how_to_build_them(project):
 
     res = render(project, renderer="pandoc")
     assert res.placeholders == ["paper/demo/01_x.ipynb"]
-    text = re.sub(r"<[^>]+>", "", (project / "_book/paper/demo/01_x.html").read_text())
+    text = _text((project / "_book/paper/demo/01_x.html").read_text())
     assert "Demo chapter" in text and "Not built yet." in text and "rli run demo/01_x" in text
     assert "no build on record for the default profile" in text
     assert not (project / "paper/demo/01_x.ipynb").exists()  # the placeholder notebook is gone again
@@ -390,10 +395,10 @@ def test_render_with_unbuilt_chapters_shows_how_to_build_them(project):
     out = project / "_build/smoke"
     build_times.record(out, "demo/01_x", "smoke", 3.2)
     render(project, renderer="pandoc")
-    text = re.sub(r"<[^>]+>", "", (project / "_book/paper/demo/01_x.html").read_text())
+    text = _text((project / "_book/paper/demo/01_x.html").read_text())
     assert f"last measured: 2025 s (about 34 min) on {build_times.machine()}" in text
     res = render(project, out, renderer="pandoc", profile="smoke")
-    text = re.sub(r"<[^>]+>", "", (out / "_book/paper/demo/01_x.html").read_text())
+    text = _text((out / "_book/paper/demo/01_x.html").read_text())
     assert "rli run demo/01_x --profile smoke builds" in text and "last measured: 3 s" in text
     assert [p.suffix for p in res.outputs] == [".html", ".html", ".pdf"]
 
