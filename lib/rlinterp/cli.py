@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rlinterp.pipeline import analyses as an
+from rlinterp.pipeline import build_times
 from rlinterp.pipeline import run as runner
 from rlinterp.pipeline.manifest import DataError
 
@@ -47,6 +48,9 @@ def cmd_list(args) -> int:
         chapter = a.chapter(_out(args, root))
         state = ("up to date" if runner.is_fresh(a, params, _out(args, root)) else "stale") if chapter.exists() \
             else "not built"
+        last = build_times.lookup(a.name, args.profile or "default", _out(args, root) or root, root)
+        if last and state != "up to date":
+            state += f"; last build {build_times.describe(last['seconds'])}"
         print(f"{a.name}  [{state}]  {a.source.relative_to(root)} -> {chapter.relative_to(root)}")
         for p in spec.values():
             shown = params[p.name]
