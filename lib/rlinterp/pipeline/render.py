@@ -74,8 +74,9 @@ def placeholder_notebook(root: Path, book_dir: Path, analysis: an.Analysis, prof
         cost = f"no build on record for the {prof} profile"
     text = (f"# {title}\n\n"
             f"**Not built yet.** `{_build_command(root, book_dir, analysis.name, profile)}` builds this chapter "
-            f"({cost}); then `rli render` shows it here. `rli build` builds every chapter that is missing or out of "
-            f"date.\n")
+            f"({cost}); then `rli render` shows it here. "
+            f"`{_build_command(root, book_dir, analysis.name, profile).replace(f'rli run {analysis.name}', 'rli build')}`"
+            f" builds every chapter that is missing or out of date.\n")
     return {"cells": [{"cell_type": "markdown", "id": "placeholder", "metadata": {}, "source": text}],
             "metadata": {"kernelspec": dict(an.KERNELSPEC), "language_info": {"name": "python"},
                          "rlinterp": {"analysis": analysis.name, "placeholder": True}},
