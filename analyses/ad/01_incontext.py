@@ -55,22 +55,22 @@
 retrain: bool = False  # train AD (PSRL source) and ED from scratch instead of loading data/ad/darkroom_{ad,ed}.pt
 retrain_qlearning: bool = False  # train the comparison AD model on Q-learning histories (else load the shipped one)
 save: bool = False  # with retrain / retrain_qlearning / retrain_ablation: overwrite the shipped files in data/ad/
-n_steps: int = 3000  # with retrain: AD training steps (ED uses half)
-batch_size: int = 32  # with retrain: windows per gradient step
-histories_per_goal: int = 100  # with retrain: independent PSRL learners per training goal
-n_source_episodes: int = 12  # with retrain: episodes per PSRL history
-n_ctx_episodes: int = 10  # with retrain: whole episodes in the context
-d_model: int = 64  # with retrain: residual width
-n_layers: int = 3  # with retrain: transformer blocks
+n_steps: int = 3000  # with retrain: AD training steps (ED uses half) [range: [1, inf)]
+batch_size: int = 32  # with retrain: windows per gradient step [range: [1, inf)]
+histories_per_goal: int = 100  # with retrain: independent PSRL learners per training goal [range: [1, inf)]
+n_source_episodes: int = 12  # with retrain: episodes per PSRL history [range: [1, inf)]
+n_ctx_episodes: int = 10  # with retrain: whole episodes in the context [range: [1, inf)]
+d_model: int = 64  # with retrain: residual width [range: [1, inf)]
+n_layers: int = 3  # with retrain: transformer blocks [range: [1, inf)]
 retrain_ablation: bool = False  # retrain the model-size x number-of-training-goals ablation (else load shipped)
-ablation_goals: str = "4,16,65"  # with retrain_ablation: numbers of training goals, comma separated
-ablation_d_models: str = "32"  # with retrain_ablation: model widths, comma separated (d_model < 64 uses 2 layers, else 3)
-ablation_steps: int = 3000  # with retrain_ablation: training steps per ablation model
-ablation_seeds: int = 2  # with retrain_ablation: training seeds per ablation variant
-temperature: float = 0.5  # a lower sampling temperature for AD (chosen on training goals, not held-out ones)
-n_eval_episodes: int = 20  # in-context episodes per evaluation rollout
-n_eval_seeds: int = 5  # rollouts per held-out goal (sampling seeds)
-seed: int = 0  # random seed for everything
+ablation_goals: list[int] = [4, 16, 65]  # with retrain_ablation: numbers of training goals (of the 65) [range: [1, 65]]
+ablation_d_models: list[int] = [32]  # with retrain_ablation: model widths (d_model < 64 uses 2 layers, else 3) [range: [1, inf)]
+ablation_steps: int = 3000  # with retrain_ablation: training steps per ablation model [range: [1, inf)]
+ablation_seeds: int = 2  # with retrain_ablation: training seeds per ablation variant [range: [1, inf)]
+temperature: float = 0.5  # a lower sampling temperature for AD (chosen on training goals, not held-out ones) [range: (0, inf)]
+n_eval_episodes: int = 20  # in-context episodes per evaluation rollout [range: [1, inf)]
+n_eval_seeds: int = 5  # rollouts per held-out goal (sampling seeds) [range: [1, inf)]
+seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
 
 # %%
@@ -249,8 +249,7 @@ md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters,
 # goals. A model that memorises its few training goals does well on them and poorly on new ones.
 
 # %%
-goal_counts = [int(v) for v in str(ablation_goals).split(",") if v.strip()]
-widths = [int(v) for v in str(ablation_d_models).split(",") if v.strip()]
+goal_counts, widths = list(ablation_goals), list(ablation_d_models)
 if retrain_ablation:
     variants, curves = [], []
     for w in widths:

@@ -23,11 +23,11 @@
 # last, current episode of each window.
 
 # %% tags=["parameters"]
-n_rollout_episodes: int = 12  # episodes per rollout (windows end at episodes K..n; K: the context length in episodes)
-n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals)
-probe_steps: int = 200  # L-BFGS steps per logistic probe
-n_patch: int = 200  # windows used for activation patching
-seed: int = 0  # random seed for everything
+n_rollout_episodes: int = 12  # episodes per rollout (windows end at episodes K..n; K: the context length in episodes) [range: [1, inf)]
+n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals) [range: [1, inf)]
+probe_steps: int = 200  # L-BFGS steps per logistic probe [range: [1, inf)]
+n_patch: int = 200  # windows used for activation patching [range: [1, inf)]
+seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
 
 # %%

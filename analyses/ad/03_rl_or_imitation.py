@@ -24,14 +24,14 @@
 # from (posterior sampling, PSRL) and the 16 held-out goals.
 
 # %% tags=["parameters"]
-n_seeds: int = 5  # rollouts (and source histories) per held-out goal
-n_ad_episodes: int = 20  # in-context episodes per AD rollout for the matched-stage comparison
-n_source_episodes: int = 20  # episodes per source history
-late_episode: int = 12  # first source episode (0-based) of the late-stage (goal found) contexts
-n_context: int = 3  # episodes per context in the counterfactual experiments
-n_play: int = 2  # sampled plays of the next episode per context in the counterfactual experiments
-temperature: float = 1.0  # AD sampling temperature (1 is the source's own action distribution)
-seed: int = 0  # random seed for everything
+n_seeds: int = 5  # rollouts (and source histories) per held-out goal [range: [1, inf)]
+n_ad_episodes: int = 20  # in-context episodes per AD rollout for the matched-stage comparison [range: [1, inf)]
+n_source_episodes: int = 20  # episodes per source history [range: [1, inf)]
+late_episode: int = 12  # first source episode (0-based) of the late-stage (goal found) contexts [range: [0, inf)]
+n_context: int = 3  # episodes per context in the counterfactual experiments [range: [1, inf)]
+n_play: int = 2  # sampled plays of the next episode per context in the counterfactual experiments [range: [1, inf)]
+temperature: float = 1.0  # AD sampling temperature (1 is the source's own action distribution) [range: (0, inf)]
+seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
 
 # %%

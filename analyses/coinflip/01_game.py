@@ -35,14 +35,14 @@
 # differences between good policies are a few hundredths of a head, too small for plain Monte Carlo.
 
 # %% tags=["parameters"]
-n_coins: int = 5  # number of coins
-n_flips: int = 20  # number of flips per game (horizon)
-sigma: float = 0.3  # prior sd of the coin weights (Normal(0.5, sigma) clipped to [0, 1])
+n_coins: int = 5  # number of coins [range: [1, inf)]
+n_flips: int = 20  # number of flips per game (horizon) [range: [1, inf)]
+sigma: float = 0.3  # prior sd of the coin weights (Normal(0.5, sigma) clipped to [0, 1]) [range: (0, inf)]
 sigma_alt: float = 0.2  # a second prior sd for the baselines table (0 or less skips it)
-mc_games: int = 50000  # Monte Carlo games per policy (common random numbers)
-seed: int = 0  # random seed for the Monte Carlo games
-sweep_sigmas: str = "0.05,0.1,0.2,0.3,0.5,1.0"  # prior sds for the value-of-exploration sweep
-sweep_flips: str = "5,10,15,20,25"  # horizons for the value-of-exploration sweep (at sigma)
+mc_games: int = 50000  # Monte Carlo games per policy (common random numbers) [range: [2, inf)]
+seed: int = 0  # random seed for the Monte Carlo games [range: [0, inf)]
+sweep_sigmas: list[float] = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0]  # prior sds for the value-of-exploration sweep [range: (0, inf)]
+sweep_flips: list[int] = [5, 10, 15, 20, 25]  # horizons for the value-of-exploration sweep (at sigma) [range: [1, inf)]
 
 # %%
 
@@ -54,8 +54,7 @@ from rlinterp.studies.coinflip_bayes import compare_policies, evaluate_exact, gr
 from rlinterp.envs.coinflip import CoinPrior
 from rlinterp.pipeline.report import md, md_table
 
-sigmas = [float(s) for s in sweep_sigmas.split(",") if s.strip()]
-horizons = [int(s) for s in sweep_flips.split(",") if s.strip()]
+sigmas, horizons = list(sweep_sigmas), list(sweep_flips)
 
 # %% [markdown]
 # ## The prior

@@ -33,13 +33,13 @@
 # %% tags=["parameters"]
 retrain: bool = False  # train from scratch instead of loading data/coinflip/dqn.pt
 save: bool = False  # with retrain: overwrite the shipped checkpoint data/coinflip/dqn.pt
-total_steps: int = 40000  # with retrain: vectorised environment steps (each adds num_games transitions)
-num_games: int = 2048  # with retrain: parallel games
-batch_size: int = 2048  # with retrain: transitions per gradient step
-d_hidden: int = 128  # with retrain: width of both hidden layers
-eval_every: int = 1000  # with retrain: environment steps between exact evaluations of the greedy policy
-mc_games: int = 200000  # Monte Carlo games per policy for the evaluation table (common random numbers)
-seed: int = 0  # random seed (training; Monte Carlo games use seed + 1)
+total_steps: int = 40000  # with retrain: vectorised environment steps (each adds num_games transitions) [range: [1, inf)]
+num_games: int = 2048  # with retrain: parallel games [range: [1, inf)]
+batch_size: int = 2048  # with retrain: transitions per gradient step [range: [1, inf)]
+d_hidden: int = 128  # with retrain: width of both hidden layers [range: [1, inf)]
+eval_every: int = 1000  # with retrain: environment steps between exact evaluations of the greedy policy [range: [1, inf)]
+mc_games: int = 200000  # Monte Carlo games per policy for the evaluation table (common random numbers) [range: [2, inf)]
+seed: int = 0  # random seed (training; Monte Carlo games use seed + 1) [range: [0, inf)]
 device: str = "cpu"  # torch device
 
 # %%

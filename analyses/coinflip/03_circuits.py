@@ -26,21 +26,21 @@
 # (`dqn.reached_decisions`), and draw states in proportion to it.
 
 # %% tags=["parameters"]
-seed: int = 0  # random seed for every sample, split, bootstrap and random-init control
+seed: int = 0  # random seed for every sample, split, bootstrap and random-init control [range: [0, inf)]
 device: str = "cpu"  # torch device
-n_probe_states: int = 4000  # distinct reached states for the probes (drawn in proportion to the reach probability)
-probe_alpha: float = 1.0  # ridge penalty of the probes (on standardised activations)
-n_pairs: int = 64  # clean/corrupted stick-switch pairs for circuit discovery
-eap_ig_steps: int = 10  # interpolation steps of EAP-IG
-acdc_taus: str = "1e-3,3e-4,1e-4"  # ACDC thresholds (comma separated, on the mean absolute change of Q(stick) - Q(switch))
-n_sizes: int = 14  # circuit sizes on the faithfulness curves (log-spaced)
-timing_repeats: int = 3  # repetitions of the fast methods when timing them (best of)
-scrub_pool: int = 4000  # states in the causal-scrubbing data set (drawn in proportion to the reach probability)
-scrub_ref: int = 1000  # reference states for causal scrubbing
-n_boot: int = 1000  # bootstrap resamples for the scrubbing intervals
-ig_n_steps: int = 1024  # integration steps of Captum integrated gradients
-ig_method: str = "riemann_middle"  # Captum integration rule (midpoint: exact on every step without a ReLU switch)
-gittins_grid: int = 4001  # grid points of the calibration pay-off for the Gittins index
+n_probe_states: int = 4000  # distinct reached states for the probes (drawn in proportion to the reach probability) [range: [1, inf)]
+probe_alpha: float = 1.0  # ridge penalty of the probes (on standardised activations) [range: [0, inf)]
+n_pairs: int = 64  # clean/corrupted stick-switch pairs for circuit discovery [range: [1, inf)]
+eap_ig_steps: int = 10  # interpolation steps of EAP-IG [range: [1, inf)]
+acdc_taus: list[float] = [1e-3, 3e-4, 1e-4]  # ACDC thresholds (on the mean absolute change of Q(stick) - Q(switch)) [range: [0, inf)]
+n_sizes: int = 14  # circuit sizes on the faithfulness curves (log-spaced) [range: [1, inf)]
+timing_repeats: int = 3  # repetitions of the fast methods when timing them (best of) [range: [1, inf)]
+scrub_pool: int = 4000  # states in the causal-scrubbing data set (drawn in proportion to the reach probability) [range: [1, inf)]
+scrub_ref: int = 1000  # reference states for causal scrubbing [range: [1, inf)]
+n_boot: int = 1000  # bootstrap resamples for the scrubbing intervals [range: [1, inf)]
+ig_n_steps: int = 1024  # integration steps of Captum integrated gradients [range: [1, inf)]
+ig_method: str = "riemann_middle"  # Captum integration rule (midpoint: exact on every step without a ReLU switch) [choices: riemann_right, riemann_left, riemann_middle, riemann_trapezoid, gausslegendre]
+gittins_grid: int = 4001  # grid points of the calibration pay-off for the Gittins index [range: [2, inf)]
 
 # %%
 import time
@@ -258,7 +258,7 @@ t_ap, ap_scores = best_time(lambda: attribution_patching(model, graph, clean, co
 t_np, np_effects = best_time(lambda: patch_nodes(model, graph, clean, task, corrupted=corrupt, progress=False), 1)
 t_eap, s_eap = best_time(lambda: eap(model, graph, clean, corrupt, task), timing_repeats)
 t_ig, s_ig = best_time(lambda: eap_ig(model, graph, clean, corrupt, task, steps=eap_ig_steps), timing_repeats)
-taus = sorted((float(t) for t in str(acdc_taus).split(",")), reverse=True)
+taus = sorted(acdc_taus, reverse=True)
 acdc_runs = []
 for tau in taus:
     t_a, res = best_time(lambda: acdc(model, graph, clean, corrupt, distance=distance, threshold=tau, progress=False), 1)

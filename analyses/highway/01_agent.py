@@ -42,18 +42,18 @@
 # mean episode length and the mean speed of the ego vehicle.
 
 # %% tags=["parameters"]
-seed: int = 0  # random seed of the training runs (networks, exploration, environments)
+seed: int = 0  # random seed of the training runs (networks, exploration, environments) [range: [0, inf)]
 device: str = "cpu"  # torch device
 retrain: bool = False  # retrain both agents from scratch instead of loading data/highway/*.pt (about 1 h on 2 cores)
-train_episodes: int = 3000  # training episodes per agent when retraining
-num_envs: int = 2  # parallel environment workers when retraining
+train_episodes: int = 3000  # training episodes per agent when retraining [range: [1, inf)]
+num_envs: int = 2  # parallel environment workers when retraining [range: [1, inf)]
 reevaluate: bool = False  # re-run the evaluation episodes instead of loading data/highway/eval.json
-n_eval_episodes: int = 200  # evaluation episodes per policy
-eval_seed: int = 1000000  # first environment seed of the evaluation episodes (disjoint from training seeds)
+n_eval_episodes: int = 200  # evaluation episodes per policy [range: [1, inf)]
+eval_seed: int = 1000000  # first environment seed of the evaluation episodes (disjoint from training seeds) [range: [0, inf)]
 save: bool = False  # write retrained agents / new evaluations to data/ (registered in data/MANIFEST.json)
-episode_seed: int = -1  # env seed of the rendered episode (-1: first evaluation seed where the agent arrives)
-max_render_steps: int = 13  # maximum steps of the rendered episode
-n_film_frames: int = 5  # frames in the static filmstrip figure
+episode_seed: int = -1  # env seed of the rendered episode (-1: first evaluation seed where the agent arrives) [range: [-1, inf)]
+max_render_steps: int = 13  # maximum steps of the rendered episode [range: [1, inf)]
+n_film_frames: int = 5  # frames in the static filmstrip figure [range: [1, inf)]
 make_gif: bool = True  # embed an animated GIF of the rendered episode (HTML output only)
 
 # %%

@@ -24,10 +24,10 @@
 # to, and read every intermediate representation with a **logit lens**: the final readout applied early.
 
 # %% tags=["parameters"]
-seed: int = 0  # random seed for everything
+seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
-n_episodes: int = 80  # greedy episodes of the shipped agent whose observations are analysed
-eval_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training)
+n_episodes: int = 80  # greedy episodes of the shipped agent whose observations are analysed [range: [1, inf)]
+eval_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training) [range: [0, inf)]
 
 # %%
 import matplotlib.pyplot as plt

@@ -21,19 +21,19 @@
 # of the four road directions) and speed along that heading, normalised and clipped exactly as highway-env does.
 
 # %% tags=["parameters"]
-seed: int = 0  # random seed for everything
+seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
-n_episodes: int = 30  # greedy episodes of the shipped agent whose observations are analysed
-eval_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training)
-ig_obs: int = 24  # observations attributed with integrated gradients and conductance (evenly spaced)
-ig_steps: int = 2048  # integration steps of integrated gradients
-cond_steps: int = 256  # integration steps of layer and neuron conductance
-n_scenes: int = 4000  # random controlled single-vehicle scenes of the semantic dictionary
-map_res: int = 41  # grid resolution of the position maps
-fv_restarts: int = 16  # random restarts of the continuous feature optimisation
-fv_steps: int = 200  # gradient steps of the continuous feature optimisation
-conv_obs: int = 2  # observations of the IG convergence check
-conv_max_steps: int = 16384  # largest number of IG steps in the convergence check (powers of 4 from 256)
+n_episodes: int = 30  # greedy episodes of the shipped agent whose observations are analysed [range: [1, inf)]
+eval_seed: int = 1000000  # environment seed of the first episode (evaluation seeds, unseen in training) [range: [0, inf)]
+ig_obs: int = 24  # observations attributed with integrated gradients and conductance (evenly spaced) [range: [1, inf)]
+ig_steps: int = 2048  # integration steps of integrated gradients [range: [1, inf)]
+cond_steps: int = 256  # integration steps of layer and neuron conductance [range: [1, inf)]
+n_scenes: int = 4000  # random controlled single-vehicle scenes of the semantic dictionary [range: [1, inf)]
+map_res: int = 41  # grid resolution of the position maps [range: [2, inf)]
+fv_restarts: int = 16  # random restarts of the continuous feature optimisation [range: [1, inf)]
+fv_steps: int = 200  # gradient steps of the continuous feature optimisation [range: [1, inf)]
+conv_obs: int = 2  # observations of the IG convergence check [range: [1, inf)]
+conv_max_steps: int = 16384  # largest number of IG steps in the convergence check (powers of 4 from 256) [range: [256, inf)]
 
 # %%
 import time

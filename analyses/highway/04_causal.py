@@ -22,21 +22,21 @@
 # edited network on the same fresh environment seeds as the unedited one (paired scenes).
 
 # %% tags=["parameters"]
-seed: int = 0  # random seed for samples, random controls and bootstraps
+seed: int = 0  # random seed for samples, random controls and bootstraps [range: [0, inf)]
 device: str = "cpu"  # torch device
-n_state_episodes: int = 25  # agent episodes whose visited states form the data set of decisions
-state_seed: int = 3000000  # first environment seed of those episodes (disjoint from training and evaluation seeds)
-n_eval_episodes: int = 30  # fresh-seed episodes per closed-loop condition
-eval_seed: int = 1000000  # first environment seed of the closed-loop episodes
-k_neurons: int = 5  # output-MLP neurons ablated together (top by direct effect, and a random control)
-steer_alphas: str = "-2,-1,0,1,2,3"  # steering strengths on the decisions (comma separated, multiples of the direction)
-steer_loop_alphas: str = "0,0.5,1,2"  # steering strengths evaluated in closed loop (comma separated)
-eap_ig_steps: int = 10  # interpolation steps of EAP-IG
-n_circuit_states: int = 100  # visited states used as clean inputs of EAP-IG and ACDC
+n_state_episodes: int = 25  # agent episodes whose visited states form the data set of decisions [range: [1, inf)]
+state_seed: int = 3000000  # first environment seed of those episodes (disjoint from training and evaluation seeds) [range: [0, inf)]
+n_eval_episodes: int = 30  # fresh-seed episodes per closed-loop condition [range: [1, inf)]
+eval_seed: int = 1000000  # first environment seed of the closed-loop episodes [range: [0, inf)]
+k_neurons: int = 5  # output-MLP neurons ablated together (top by direct effect, and a random control) [range: [1, inf)]
+steer_alphas: list[float] = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]  # steering strengths on the decisions (multiples of the direction)
+steer_loop_alphas: list[float] = [0.0, 0.5, 1.0, 2.0]  # steering strengths evaluated in closed loop
+eap_ig_steps: int = 10  # interpolation steps of EAP-IG [range: [1, inf)]
+n_circuit_states: int = 100  # visited states used as clean inputs of EAP-IG and ACDC [range: [1, inf)]
 neuron_graph: bool = True  # output-MLP neurons as circuit nodes (False: one node per MLP layer, much faster)
-acdc_tau: float = 0.001  # ACDC threshold on the increase of the mean squared Q-value error
-threat_radius: float = 20.0  # X in metres: a conflicting vehicle is closer than this and closing in
-n_boot: int = 1000  # bootstrap resamples for the scrubbing intervals
+acdc_tau: float = 0.001  # ACDC threshold on the increase of the mean squared Q-value error [range: [0, inf)]
+threat_radius: float = 20.0  # X in metres: a conflicting vehicle is closer than this and closing in [range: (0, inf)]
+n_boot: int = 1000  # bootstrap resamples for the scrubbing intervals [range: [1, inf)]
 
 # %%
 import time
@@ -236,8 +236,7 @@ md(f"Over {n_eval_episodes} paired scenes ({loop_time:.0f} s of simulation for {
 # %%
 resid = cache["hook_resid"]
 direction = mean_difference(resid[greedy == 0], resid[greedy == 2])
-alphas = [float(a) for a in steer_alphas.split(",")]
-loop_alphas = [float(a) for a in steer_loop_alphas.split(",")]
+alphas, loop_alphas = list(steer_alphas), list(steer_loop_alphas)
 steer_dec = []
 for a in alphas:
     q = run_edited(model, X, [steer("hook_resid", direction, a)])

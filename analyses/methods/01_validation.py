@@ -46,27 +46,27 @@
 # time of each circuit method on one graph.
 
 # %% tags=["parameters"]
-seed: int = 0  # random seed (planted weights, data, bootstrap)
+seed: int = 0  # random seed (planted weights, data, bootstrap) [range: [0, inf)]
 device: str = "cpu"  # torch device
-n_examples: int = 128  # clean/corrupted pairs for EAP, EAP-IG and ACDC
-ig_steps: int = 10  # interpolation steps of EAP-IG
-n_thresholds: int = 10  # ACDC thresholds (log-spaced, plus tau of zero)
-tau_min: float = 1e-5  # smallest ACDC threshold
-tau_max: float = 10.0  # largest ACDC threshold
-mlp_leak: float = 0.1  # readout weight of distractor neurons in the leaky MLP
-attn_leak: float = 0.02  # distractor-head writes into the output subspace in the leaky transformers
-beta_saturated: float = 30.0  # attention sharpness of the saturated transformer
-big_heads: int = 4  # heads per layer of the larger transformers
-timing_heads: int = 8  # heads per layer of the transformer used for the timing comparison
-timing_repeats: int = 3  # repetitions of each timing (best of)
-scrub_pool: int = 2048  # data-set size for causal scrubbing
-scrub_ref: int = 512  # reference inputs for causal scrubbing
-n_boot: int = 1000  # bootstrap resamples for intervals
-ig_n_steps: int = 256  # integration steps for Captum integrated gradients
-probe_n: int = 2000  # examples for the probes
-cancel_weight: float = 1.0  # readout weight (+/-) of the self-cancelling pair
-dense_seeds: int = 3  # planted dense / rotated models per kind
-faithful_frac: float = 0.9  # faithfulness level for "edges needed" in the dense/low-rank comparison
+n_examples: int = 128  # clean/corrupted pairs for EAP, EAP-IG and ACDC [range: [1, inf)]
+ig_steps: int = 10  # interpolation steps of EAP-IG [range: [1, inf)]
+n_thresholds: int = 10  # ACDC thresholds (log-spaced, plus tau of zero) [range: [1, inf)]
+tau_min: float = 1e-5  # smallest ACDC threshold [range: (0, inf)]
+tau_max: float = 10.0  # largest ACDC threshold [range: (0, inf)]
+mlp_leak: float = 0.1  # readout weight of distractor neurons in the leaky MLP [range: [0, inf)]
+attn_leak: float = 0.02  # distractor-head writes into the output subspace in the leaky transformers [range: [0, inf)]
+beta_saturated: float = 30.0  # attention sharpness of the saturated transformer [range: (0, inf)]
+big_heads: int = 4  # heads per layer of the larger transformers [range: [1, inf)]
+timing_heads: int = 8  # heads per layer of the transformer used for the timing comparison [range: [1, inf)]
+timing_repeats: int = 3  # repetitions of each timing (best of) [range: [1, inf)]
+scrub_pool: int = 2048  # data-set size for causal scrubbing [range: [1, inf)]
+scrub_ref: int = 512  # reference inputs for causal scrubbing [range: [1, inf)]
+n_boot: int = 1000  # bootstrap resamples for intervals [range: [1, inf)]
+ig_n_steps: int = 256  # integration steps for Captum integrated gradients [range: [1, inf)]
+probe_n: int = 2000  # examples for the probes [range: [1, inf)]
+cancel_weight: float = 1.0  # readout weight (+/-) of the self-cancelling pair [range: (0, inf)]
+dense_seeds: int = 3  # planted dense / rotated models per kind [range: [1, inf)]
+faithful_frac: float = 0.9  # faithfulness level for "edges needed" in the dense/low-rank comparison [range: (0, 1]]
 
 # %%
 import time

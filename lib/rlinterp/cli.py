@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rlinterp.pipeline import analyses as an
+from rlinterp.pipeline import build_times
 from rlinterp.pipeline import run as runner
 from rlinterp.pipeline.manifest import DataError
 
@@ -46,11 +48,15 @@ def cmd_list(args) -> int:
         chapter = a.chapter(_out(args, root))
         state = ("up to date" if runner.is_fresh(a, params, _out(args, root)) else "stale") if chapter.exists() \
             else "not built"
+        last = build_times.lookup(a.name, args.profile or "default", _out(args, root) or root, root)
+        if last and state != "up to date":
+            state += f"; last build {build_times.describe(last['seconds'])}"
         print(f"{a.name}  [{state}]  {a.source.relative_to(root)} -> {chapter.relative_to(root)}")
         for p in spec.values():
             shown = params[p.name]
             flag = "" if shown == p.default else f"  (profile {args.profile}: {shown!r})"
-            print(f"    {p.name}: {p.type} = {p.default!r}{flag}  — {p.help}")
+            rule = f"  [{p.constraint}]" if p.constraint else ""
+            print(f"    {p.name}: {p.type} = {p.default!r}{flag}  — {p.help}{rule}")
     return 0
 
 
@@ -113,10 +119,14 @@ def cmd_render(args) -> int:
     from rlinterp.pipeline.render import render
 
     root = _root(args)
-    res = render(root, _out(args, root), renderer=getattr(args, "renderer", "auto"))
+    res = render(root, _out(args, root), renderer=getattr(args, "renderer", "auto"),
+                 profile=getattr(args, "profile", None))
     print(f"rendered with {res.renderer}:")
     for path in res.outputs:
         print(f"  {path}")
+    if res.placeholders:
+        print(f"{len(res.placeholders)} chapter(s) not built yet, rendered as a page saying how to build them: "
+              f"{', '.join(res.placeholders)}")
     return 0
 
 
@@ -124,14 +134,33 @@ def cmd_play(args) -> int:
     if args.game != "coinflip":
         print(f"unknown game {args.game!r}; available: coinflip", file=sys.stderr)
         return 2
+    import math
+
     from rlinterp.play import play_coinflip
 
+    problems = [f"--n-coins must be at least 1, got {args.n_coins}"] * (args.n_coins < 1)
+    problems += [f"--n-flips must be at least 1, got {args.n_flips}"] * (args.n_flips < 1)
+    if not (math.isfinite(args.sigma) and args.sigma > 0):
+        problems.append(f"--sigma (prior sd of the coin weights) must be a finite number > 0, got {args.sigma}")
+    if problems:
+        print("rli play: " + "; ".join(problems), file=sys.stderr)
+        return 2
     agent = None
     if not args.no_agent:
         try:
             from rlinterp.learners import dqn
 
-            agent = dqn.load().policy if args.n_coins == 5 and args.n_flips == 20 else None
+            model = dqn.load()
+            c = model.cfg
+            if (args.n_coins, args.n_flips) == (c.n_coins, c.n_flips):
+                agent = model.policy
+                if args.sigma != c.sigma:
+                    print(f"(the DQN plays, but it was trained with sigma = {c.sigma}, not {args.sigma})")
+            else:
+                print(f"(DQN agent not playing: the shipped DQN was trained for {c.n_coins} coins and {c.n_flips} "
+                      f"flips, and its network only takes that game; this game has {args.n_coins} coins and "
+                      f"{args.n_flips} flips. Retrain with `rli run coinflip/02_agent -p retrain=true` for another "
+                      f"size.)")
         except Exception as e:  # the game stays playable without the agent
             print(f"(DQN agent not available: {e})")
     play_coinflip(n_coins=args.n_coins, n_flips=args.n_flips, sigma=args.sigma, seed=args.seed, agent=agent)
@@ -164,7 +193,11 @@ def cmd_bench(args) -> int:
     if unknown:
         print(f"rli bench: unknown study {', '.join(unknown)}; choose from {', '.join(STUDIES)}", file=sys.stderr)
         return 2
-    bench(fast=args.fast, studies=args.studies or None)
+    results = bench(fast=args.fast, studies=args.studies or None)
+    missed = [f"{study}: {row[0]}" for study, rows in results.items() for row in rows if row[3] is False]
+    if missed:
+        print(f"rli bench: {len(missed)} target(s) not met or not measurable: {'; '.join(missed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -259,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe (`rli list | head`) shows up here at the latest
+        return rc
+    except BrokenPipeError:  # the reader went away: stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool that the closed pipe stopped
     except (an.ParameterError, FileNotFoundError, ValueError, DataError) as e:
         print(f"rli: error: {e}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ def _board(counts: np.ndarray, prior: Any) -> list[str]:
 def play_coinflip(n_coins: int = 5, n_flips: int = 20, sigma: float = 0.3, seed: int | None = None,
                   agent: Callable[..., np.ndarray] | None = None, input_fn: Callable[[str], str] = input,
                   print_fn: Callable[..., None] = print) -> dict[str, Any]:
-    """Interactive game. Each turn: type a coin number (1..n_coins) to flip it, or 'q' to quit.
+    """Interactive game. Each turn: type a coin number (1..n_coins) to flip it, or 'q' to quit (Ctrl-D and Ctrl-C
+    quit too; every way of quitting ends with the scores and the true head probabilities).
 
     Returns ``{"person": heads, "optimal": heads, ["agent": heads,] "p": true weights, "turns": flips played,
     "quit": bool}``.
@@ -54,7 +55,7 @@ def play_coinflip(n_coins: int = 5, n_flips: int = 20, sigma: float = 0.3, seed:
             print_fn(line)
         try:
             answer = input_fn(f"flip which coin (1-{n_coins}, q to quit)? ").strip().lower()
-        except EOFError:  # input closed (Ctrl-D or a finished pipe): same as quitting
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D, a finished pipe or Ctrl-C: quit, showing the scores
             print_fn("")
             answer = "q"
         if answer in QUIT:

@@ -5,6 +5,10 @@ book: cell options ``#| label``, ``#| fig-cap``, ``#| tbl-cap``, ``#| echo``, ``
 cell tags ``remove-cell``/``remove-input``/``remove-output``; ``@fig-…``/``@tbl-…`` cross-references (numbered
 "Figure <chapter>.<n>"); citations from ``references.bib``; stderr streams (progress bars, warnings) are dropped as
 with Quarto's ``warning: false``.
+
+A chapter that was not executed yet does not stop the book: while rendering, it is a short placeholder page that
+names the command that builds it and what that took last time (:mod:`rlinterp.pipeline.build_times`); the
+placeholder notebooks are removed again afterwards, so ``rli list`` still reports the chapter as not built.
 """
 from __future__ import annotations
 
@@ -43,15 +47,79 @@ class Page:
 class RenderResult:
     renderer: str
     outputs: list[Path]
+    placeholders: list[str] = field(default_factory=list)  # chapters rendered as "not built yet" pages
 
 
-def render(root: Path, book_dir: Path | None = None, renderer: str = "auto") -> RenderResult:
-    """Render the book whose chapters live under ``book_dir`` (default: the project root) into ``book_dir/_book``."""
+def _build_command(root: Path, book_dir: Path, name: str, profile: str | None) -> str:
+    cmd = f"rli run {name}"
+    if profile and profile != "default":
+        cmd += f" --profile {profile}"
+    if book_dir != root and book_dir != root / "_build" / (profile or "default"):
+        cmd += f" --out {book_dir}"
+    return cmd
+
+
+def placeholder_notebook(root: Path, book_dir: Path, analysis: an.Analysis, profile: str | None) -> dict:
+    """The page of a chapter not built yet: its title, the command that builds it and its last measured time."""
+    from rlinterp.pipeline import build_times
+
+    m = re.search(r"^# # (.+)$", analysis.source.read_text(), flags=re.M)
+    title = m.group(1).strip() if m else analysis.name
+    prof = profile or "default"
+    entry = build_times.lookup(analysis.name, prof, book_dir, root)
+    if entry:
+        cost = (f"last measured: {build_times.describe(entry['seconds'])} on {entry.get('machine', 'an unnamed machine')}"
+                + (f", {entry['date']}" if entry.get("date") else "") + f"; {prof} profile")
+    else:
+        cost = f"no build on record for the {prof} profile"
+    text = (f"# {title}\n\n"
+            f"**Not built yet.** `{_build_command(root, book_dir, analysis.name, profile)}` builds this chapter "
+            f"({cost}); then `rli render` shows it here. "
+            f"`{_build_command(root, book_dir, analysis.name, profile).replace(f'rli run {analysis.name}', 'rli build')}`"
+            f" builds every chapter that is missing or out of date.\n")
+    return {"cells": [{"cell_type": "markdown", "id": "placeholder", "metadata": {}, "source": text}],
+            "metadata": {"kernelspec": dict(an.KERNELSPEC), "language_info": {"name": "python"},
+                         "rlinterp": {"analysis": analysis.name, "placeholder": True}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def _write_placeholders(root: Path, book_dir: Path, profile: str | None) -> dict[Path, bytes]:
+    """Write a placeholder notebook for every listed chapter whose analysis exists but was not executed yet."""
+    written = {}
+    for a in an.discover(root):
+        chapter = a.chapter(book_dir)
+        if not chapter.exists():
+            payload = (json.dumps(placeholder_notebook(root, book_dir, a, profile), indent=1) + "\n").encode()
+            chapter.parent.mkdir(parents=True, exist_ok=True)
+            chapter.write_bytes(payload)
+            written[chapter] = payload
+    return written
+
+
+def render(root: Path, book_dir: Path | None = None, renderer: str = "auto", profile: str | None = None) \
+        -> RenderResult:
+    """Render the book whose chapters live under ``book_dir`` (default: the project root) into ``book_dir/_book``.
+
+    Chapters not built yet become placeholder pages (see :func:`placeholder_notebook`); ``profile`` is the profile
+    the chapters under ``book_dir`` are built with (it goes into the command the placeholder page quotes).
+    """
     book_dir = Path(book_dir or root)
-    if book_dir != root:
-        _stage_book(root, book_dir)
     if renderer not in {"auto", "quarto", "pandoc"}:
         raise ValueError(f"renderer must be auto, quarto or pandoc, not {renderer!r}")
+    if book_dir != root:
+        _stage_book(root, book_dir)
+    written = _write_placeholders(root, book_dir, profile)
+    try:
+        res = _render(book_dir, renderer)
+    finally:
+        for path, payload in written.items():  # only our own placeholder: a chapter built meanwhile stays
+            if path.exists() and path.read_bytes() == payload:
+                path.unlink()
+    res.placeholders = sorted(str(p.relative_to(book_dir)) for p in written)
+    return res
+
+
+def _render(book_dir: Path, renderer: str) -> RenderResult:
     if renderer == "quarto" or (renderer == "auto" and shutil.which("quarto")):
         if not shutil.which("quarto"):
             raise FileNotFoundError("quarto is not on PATH; install it (conda env from environment.yml) or use "

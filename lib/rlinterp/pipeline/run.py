@@ -6,12 +6,19 @@ Contract (see ``shared/design.md``):
   an unchanged key skips execution (``force`` reruns). Quarto's own freeze would not notice lib/ edits;
 - on failure the failing cell and its traceback are reported, the failed notebook is kept beside the chapter as
   ``NN_topic.failed.ipynb`` and the previous good chapter is left untouched;
-- the injected-parameters cell is hidden in the book (``#| include: false`` + ``remove-cell`` tag).
+- the book shows the parameters actually used: the executed ``parameters`` cell is rewritten to the effective values
+  (a changed value notes its default), and papermill's injected-parameters cell is hidden (``#| include: false`` +
+  ``remove-cell`` tag), so both Quarto (which renders the .ipynb as is) and the fallback renderer show one cell with
+  the values that produced the chapter;
+- the wall time of every execution without ``-p`` overrides is recorded per profile in ``build_times.json`` (see
+  :mod:`rlinterp.pipeline.build_times`), so an unbuilt chapter's placeholder page can say what building it costs.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -21,9 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from rlinterp.pipeline import analyses as an
+from rlinterp.pipeline import build_times
 from rlinterp.pipeline.manifest import MANIFEST_NAME, atomic_write_bytes
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# one declaration of the parameters cell: `name: type = value  # help` (the value ends at the comment; values are
+# literals without '#')
+DECL = re.compile(r"^(?P<head>(?P<name>[A-Za-z_]\w*)\s*(?::\s*[^=]+?)?\s*=\s*)(?P<value>[^#]*?)(?P<comment>\s*#.*)?$")
 HIDE = "#| include: false\n"
 
 
@@ -99,9 +110,11 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
     chapter = analysis.chapter(out)
     key = cache_key(analysis, params)
     if not force and recorded_key(chapter) == key:
+        analysis.failed(out).unlink(missing_ok=True)  # the chapter is good for these inputs: an old failure is stale
         return RunResult(analysis.name, "cached", chapter, 0.0, params)
 
     chapter.parent.mkdir(parents=True, exist_ok=True)
+    had_chapter = chapter.exists()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rli-") as tmp:
         src = Path(tmp) / "input.ipynb"
@@ -117,7 +130,7 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
             failed = analysis.failed(out)
             if dst.exists():
                 atomic_write_bytes(failed, dst.read_bytes())
-            raise AnalysisFailed(_failure_message(analysis, e, failed, chapter)) from None
+            raise AnalysisFailed(_failure_message(analysis, e, failed, chapter if had_chapter else None)) from None
         finally:
             if saved is None:
                 os.environ.pop("MPLBACKEND", None)
@@ -126,13 +139,60 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
         executed = nbformat.read(dst, as_version=4)
     seconds = time.perf_counter() - t0
     _hide_injected(executed)
+    show_effective_parameters(executed, params, profile)
     executed.metadata["rlinterp"] = {
         "analysis": analysis.name, "cache_key": key, "params": params, "profile": profile or "default",
         "seconds": round(seconds, 2), "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_bytes(chapter, nbformat.writes(executed).encode())
     analysis.failed(out).unlink(missing_ok=True)
+    if not overrides:  # a profile's own build: its time is what the placeholder page of an unbuilt chapter quotes
+        build_times.record(Path(out or root), analysis.name, profile or "default", seconds)
     return RunResult(analysis.name, "executed", chapter, seconds, params)
+
+
+def _literal(value: Any) -> str:
+    """``value`` as Python source (the injected values are JSON-like: numbers, strings, bools, lists of them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # double quotes, as the cells are written
+    return repr(value)
+
+
+def show_effective_parameters(nb, params: dict[str, Any], profile: str | None) -> None:
+    """Rewrite the executed ``parameters`` cell to the values the chapter was computed with.
+
+    Each ``name: type = default  # help`` line gets the effective value; a value that differs from the declared
+    default is marked ``(default: …)`` and a first comment line names the profile, so a smoke or ``-p`` build never
+    shows the paper's defaults above numbers computed from other values.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" not in cell.metadata.get("tags", []):
+            continue
+        lines, changed = cell.source.splitlines(), False
+        for i, line in enumerate(lines):
+            m = DECL.match(line)
+            if not m or m.group("name") not in params:
+                continue
+            value = params[m.group("name")]
+            try:
+                default = ast.literal_eval(m.group("value").strip())
+            except (ValueError, SyntaxError):
+                default = None
+            same = default == value and type(default) is type(value) or (
+                isinstance(value, float) and isinstance(default, int) and not isinstance(default, bool)
+                and float(default) == value)
+            if not same:  # a line at its default stays exactly as written
+                changed = True
+                comment = (m.group("comment") or "  #") + f" (default: {m.group('value').strip()})"
+                lines[i] = f"{m.group('head')}{_literal(value)}{comment}"
+        if changed:
+            lines.insert(0, f"# parameters as executed (profile {profile or 'default'}; a changed value notes "
+                            f"its default)")
+        cell.source = "\n".join(lines)
 
 
 def _hide_injected(nb) -> None:
@@ -145,7 +205,8 @@ def _hide_injected(nb) -> None:
                 cell.metadata["tags"] = [*tags, "remove-cell"]
 
 
-def _failure_message(analysis: an.Analysis, err, failed: Path, chapter: Path) -> str:
+def _failure_message(analysis: an.Analysis, err, failed: Path, chapter: Path | None) -> str:
+    """The failing cell and traceback; ``chapter`` is the previous good chapter (None: there was none)."""
     cell_src = ""
     try:
         import nbformat
@@ -158,4 +219,6 @@ def _failure_message(analysis: an.Analysis, err, failed: Path, chapter: Path) ->
     tb = ANSI.sub("", "\n".join(err.traceback or [])) if err.traceback else f"{err.ename}: {err.evalue}"
     return (f"analysis {analysis.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue})\n"
             f"--- failing cell ---\n{cell_src}\n--- traceback ---\n{tb}\n"
-            f"The failed notebook is kept at {failed}; the previous chapter {chapter} was left untouched.")
+            f"The failed notebook is kept at {failed}; "
+            + (f"the previous chapter {chapter} was left untouched." if chapter is not None else
+               f"no chapter was written (there was no previous one)."))
