@@ -42,7 +42,7 @@ from rlinterp.envs import darkroom as dr
 from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.probes import fit_probe
 from rlinterp.pipeline.manifest import load_checkpoint
-from rlinterp.pipeline.report import md, md_table
+from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
@@ -230,10 +230,12 @@ cross = int(np.argmax(cp >= rp)) if (cp >= rp).any() else None
 where = "never" if cross is None else ("before block 0" if cross == 0 else
                                        f"before block {cross}" if cross < L else "only after the last block")
 first_x = next((r["layer"] for r in pr if r["goal x"] > 0.8), None)
+claim(cross is not None, "patching the current position restores at least as much as patching the rewarding "
+      "positions at some layer (the reward information moves to the current position)")
 md(f"The information carried by the rewards moves from the rewarding positions to the current position across "
    f"the layers: patching the current position first restores at least as much as patching the rewarding "
-   f"positions {where}. The goal's x coordinate is decodable with accuracy above 0.8 "
-   f"{'from ' + first_x + ' on' if first_x else 'at no layer'}.")
+   f"positions {where}. The first layer from which the goal's x coordinate is decoded with accuracy above 0.8: "
+   f"{first_x or 'none'}.")
 
 # %% [markdown]
 # ## Discussion
@@ -243,7 +245,9 @@ md(f"The information carried by the rewards moves from the rewarding positions t
 # steps are a large share of the keys and uniform attention is a demanding baseline), whether the goal's
 # coordinates and "goal seen" are linearly readable in the residual stream (@tbl-ad-probes), and in which layers the
 # information is moved from the rewarding tokens to the token that acts (@fig-patching). The second and third are
-# what the sceptical reading of AD predicts for Dark Room, where one rewarding step identifies the task. What this chapter does not show is the exploration half of
+# what the sceptical reading of AD predicts for Dark Room, where one rewarding step identifies the task. Only the
+# patching is an intervention: the attention shares and the probes are correlational, and no probe direction is
+# ablated or steered here, so they show what is readable, not what the model uses. What this chapter does not show is the exploration half of
 # in-context learning, i.e. how the model chooses where to go *before* any reward is seen; avoiding cells visited in
 # earlier episodes is the natural hypothesis to test next with the same tools (probes for visited cells, patching
 # of earlier unrewarded episodes).

@@ -30,7 +30,7 @@
 #   V^*(s) = \max_i Q^*(s, i),$$
 # with $q_i$ the predictive of coin $i$ and $V^* = 0$ once all flips are used. We enumerate the canonical states level
 # by level (by the number of flips made) and run backward induction vectorised over each level
-# (`rlinterp.agents.bayes.solve`). The same machinery evaluates any policy that depends only on the posterior state
+# (`rlinterp.studies.coinflip_bayes.solve`). The same machinery evaluates any policy that depends only on the posterior state
 # *exactly* (`evaluate_exact`), by propagating the distribution over the states it reaches; this matters because the
 # differences between good policies are a few hundredths of a head, too small for plain Monte Carlo.
 
@@ -52,7 +52,7 @@ import pandas as pd
 
 from rlinterp.studies.coinflip_bayes import compare_policies, evaluate_exact, greedy_probs, oracle_value, solve, stick_advantage
 from rlinterp.envs.coinflip import CoinPrior
-from rlinterp.pipeline.report import md, md_table
+from rlinterp.pipeline.report import claim, md, md_table
 
 sigmas, horizons = list(sweep_sigmas), list(sweep_flips)
 
@@ -134,11 +134,18 @@ md_table(table[[c for c in table.columns if not c.startswith("_")]])
 t0 = tables[sigma].set_index("policy")
 gap = lambda name: sol.value - t0.loc[name, "exact"]
 tie_worth = t0.loc["greedy (ties: explore)", "exact"] - t0.loc["greedy (ties: exploit)", "exact"]
+thompson_loss = sol.value - t0.loc["thompson", "MC mean"]
+claim(tie_worth > gap("greedy (ties: explore)"), "the tie-break is worth more than greedy's remaining gap to optimal")
+claim(thompson_loss > max(gap("greedy (ties: explore)"), gap("bayes-ucb")),
+      "Thompson sampling loses more than greedy and Bayes-UCB (randomised exploration is expensive)")
+claim(t0.loc["greedy (ties: explore)", "_paired_halfwidth"] < t0.loc["greedy (ties: explore)", "_ci_halfwidth"],
+      "the paired interval is narrower than a single policy's interval (common random numbers)")
+claim(t0.loc["greedy (ties: explore)", "% of optimal"] >= 95, "greedy is within a few percent of the optimum (Discussion)")
 md(f"At σ = {sigma} greedy with exploratory tie-breaking reaches {t0.loc['greedy (ties: explore)', '% of optimal']:.2f}% "
    f"of the optimum, {gap('greedy (ties: explore)'):.4f} heads short; the tie-break alone is worth "
-   f"{tie_worth:.4f} heads, {'more' if tie_worth > gap('greedy (ties: explore)') else 'less'} than "
+   f"{tie_worth:.4f} heads, more than "
    f"the remaining gap to optimal play. Bayes-UCB loses {gap('bayes-ucb'):.4f} heads, and Thompson sampling, which "
-   f"keeps exploring at random until the very end, loses {sol.value - t0.loc['thompson', 'MC mean']:.3f}: with only "
+   f"keeps exploring at random until the very end, loses {thompson_loss:.3f}: with only "
    f"{n_flips} flips, randomised exploration is expensive. With {mc_games:,} games the 95% interval of a single "
    f"policy's mean is ±{t0.loc['greedy (ties: explore)', '_ci_halfwidth']:.3f} heads, while the paired interval of "
    f"its difference to the optimal policy is ±{t0.loc['greedy (ties: explore)', '_paired_halfwidth']:.3f}: common "
@@ -176,13 +183,13 @@ plt.show()
 A = stick_advantage(sol)
 hs, ts = np.nonzero(A < -1e-12)
 leave = [(h, t) for h, t in zip(hs, ts) if h > t]  # greedy would keep these
-first = min(leave, key=lambda ht: (ht[0] + ht[1], -ht[0])) if leave else None
-md((f"The optimal policy abandons coins that greedy would keep: with all other coins unflipped it switches to a "
-    f"fresh coin in {len(leave)} states where the known coin's posterior mean is above 0.5, the earliest after "
-    f"{first[0]} heads and {first[1]} tails (posterior mean {sol.prior.posterior_mean(*first):.3f}, "
-    f"{n_flips - first[0] - first[1]} flips left)." if first else
-    "In these states the optimal policy never abandons a coin that greedy would keep.")
-   + " Early in the game a coin has to be clearly better than the prior mean to be worth keeping, because an "
+claim(len(leave) > 0, "the optimal policy abandons coins that greedy would keep")
+first = min(leave, key=lambda ht: (ht[0] + ht[1], -ht[0]))
+md(f"The optimal policy abandons coins that greedy would keep: with all other coins unflipped it switches to a "
+   f"fresh coin in {len(leave)} states where the known coin's posterior mean is above 0.5, the earliest after "
+   f"{first[0]} heads and {first[1]} tails (posterior mean {sol.prior.posterior_mean(*first):.3f}, "
+   f"{n_flips - first[0] - first[1]} flips left)."
+   " Early in the game a coin has to be clearly better than the prior mean to be worth keeping, because an "
    "unflipped coin carries the option of turning out excellent (including the atom at 1) and many flips remain "
    "to exploit that discovery; as the horizon shrinks, the black indifference contour bends back towards greedy's line.")
 
@@ -190,7 +197,10 @@ md((f"The optimal policy abandons coins that greedy would keep: with all other c
 # ## The value of exploration
 #
 # How much is principled exploration worth? @fig-sweep shows the gap between the optimal policy and greedy (both
-# tie-breaking rules that bracket it) as the prior widens and as the horizon grows.
+# tie-breaking rules that bracket it) as the prior widens and as the horizon grows. As σ → 0 all coins are alike and
+# there is nothing to learn; for very wide priors a single flip is already very informative, so little deliberate
+# exploration should be needed: we expect the value of exploration to peak at an intermediate σ, which the sweep
+# shows only if it spans that peak.
 
 # %%
 sweep = []
@@ -235,25 +245,25 @@ md_table(sweep[["sigma", "k", "optimal", "explore", "exploit", "gap (explore tie
 ds = sweep[sweep["axis"] == "sigma"]
 dk = sweep[sweep["axis"] == "k"]
 best = ds.loc[ds["gap (explore ties)"].idxmax()]
+claim(bool(dk["gap (explore ties)"].is_monotonic_increasing) and len(dk) > 1,
+      "the exploration gap grows with the horizon (the longer the game, the more a discovery is worth)")
 md(f"Over the σ values studied, the exploration gap (optimal − greedy with exploratory ties) is largest at "
    f"σ = {best['sigma']:g} ({best['gap (explore ties)']:.4f} heads, "
    f"{100 * best['gap (explore ties)'] / best['optimal']:.2f}% of the optimum) and smallest at "
    f"σ = {ds['sigma'].iloc[ds['gap (explore ties)'].argmin()]:g} ({max(ds['gap (explore ties)'].min(), 0):.2g} heads)."
-   + (" As σ → 0 all coins are alike and there is nothing to learn; for very wide priors a single flip is already "
-      "very informative, so little deliberate exploration is needed: the value of exploration peaks in between."
-      if 0 < ds["gap (explore ties)"].argmax() < len(ds) - 1 else "")
-   + f" At σ = {sigma} the gap {'grows' if dk['gap (explore ties)'].iloc[-1] > dk['gap (explore ties)'].iloc[0] else 'changes'}"
+   + f" At the ends of the sweep the gap is {max(ds['gap (explore ties)'].iloc[0], 0):.2g} heads "
+   f"(σ = {ds['sigma'].iloc[0]:g}) and {ds['gap (explore ties)'].iloc[-1]:.4f} heads (σ = {ds['sigma'].iloc[-1]:g})."
+   f" At σ = {sigma} the gap grows"
    f" from {max(dk['gap (explore ties)'].iloc[0], 0):.4f} heads at k = {int(dk['k'].iloc[0])} to "
    f"{dk['gap (explore ties)'].iloc[-1]:.4f} at k = {int(dk['k'].iloc[-1])}"
-   + (": the longer the game, the more a discovery is worth." if dk["gap (explore ties)"].is_monotonic_increasing
-      else "."))
+   ": the longer the game, the more a discovery is worth.")
 
 # %% [markdown]
 # ## Discussion
 #
 # The coin-flip game has an exact Bayes-optimal solution that is cheap to compute, so every agent trained on it can
 # be scored against the true optimum, state by state, rather than against another heuristic. Greedy play on the
-# posterior mean comes within a few percent of the optimum, which means that any learned policy that "only"
+# posterior mean comes within a few percent of the optimum (@tbl-baselines), which means that any learned policy that "only"
 # exploits already looks good: the interesting behaviour — and the thing an interpretability analysis has to find —
 # is in the small set of states where the optimal policy leaves a coin that looks good for an unknown one, and in
 # how the value of that option depends on the flips left. The next chapter trains a small DQN on this game and asks

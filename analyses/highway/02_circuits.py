@@ -37,7 +37,7 @@ import torch
 from rlinterp.learners import ddqn
 from rlinterp.studies import highway as hws
 from rlinterp.envs.highway import ACTIONS, FEATURES
-from rlinterp.pipeline.report import md, md_table
+from rlinterp.pipeline.report import claim, md, md_table
 from scipy import stats
 
 torch.manual_seed(seed)
@@ -62,7 +62,7 @@ md(f"We ran {n_episodes} greedy episodes of the shipped agent (return {np.mean(D
 #
 # First the exactness check: rebuilding every attention score from the features with each vehicle's exact local
 # affine embedding and the QK matrix $W_Q^{h\top} W_K^h/\sqrt{d_k}$, and comparing with the scores the network
-# computed (`attn.hook_scores`, present vehicles only). Then the same with the *averaged* maps
+# computed (`attn.hook_attn_scores`, present vehicles only). Then the same with the *averaged* maps
 # $\bar J$, which is only an approximation: its correlation with the true scores says how linear the QK circuit is
 # on the data.
 
@@ -93,11 +93,13 @@ r_lin = [stats.pearsonr(scores_lin[:, h][present].numpy(), true_scores[:, h][pre
 
 # %%
 #| echo: false
+claim(exact_err < 1e-4, "the exact QK decomposition reproduces the attention scores to float rounding")
 md(f"The exact decomposition reproduces all {int(mask.sum())} scores of present vehicles to within "
    f"{exact_err:.1e} (float rounding). With the averaged linear maps the predicted scores correlate with the true "
    "ones at r = " + ", ".join(f"{r:.2f} (head {h})" for h, r in enumerate(r_lin)) +
-   ": the feature-level QK matrices below are a " + ("good" if min(r_lin) > 0.8 else "rough") +
-   " summary of what the heads compute on this data.")
+   ": the feature-level QK matrices below summarise what the heads compute on this data as far as these "
+   "correlations go (they explain " + ", ".join(f"{r * r:.0%}" for r in r_lin) + " of the score variance), and they "
+   "are read from the weights, not tested by intervention.")
 
 # %%
 #| label: fig-highway-qk
@@ -224,15 +226,15 @@ plt.show()
 # %%
 #| echo: false
 def describe(r):
-    near = "near" if r["ρ(weight, distance)"] < 0 else "far"
-    appr = "approaching" if r["ρ(weight, closing speed)"] > 0 else "receding"
     return (f"head {int(r['head'])} puts {r['weight on ego']:.2f} of its weight on the ego itself on average, its "
             f"most-attended vehicle is the nearest one in {100 * r['top vehicle is nearest']:.0f}% of the steps and "
-            f"approaching in {100 * r['top vehicle approaching']:.0f}%, and its weight favours {near} "
-            f"(ρ = {r['ρ(weight, distance)']:.2f}) and {appr} (ρ = {r['ρ(weight, closing speed)']:.2f}) vehicles")
+            f"approaching in {100 * r['top vehicle approaching']:.0f}%, and its weight has rank correlation "
+            f"ρ = {r['ρ(weight, distance)']:.2f} with the distance and ρ = {r['ρ(weight, closing speed)']:.2f} with the "
+            f"closing speed")
 
 
-md("In words: " + "; ".join(describe(r) for _, r in heads.iterrows()) + ".")
+md("In words: " + "; ".join(describe(r) for _, r in heads.iterrows()) + " (a negative ρ with distance means nearer "
+   "vehicles get more weight, a positive ρ with closing speed that approaching ones do).")
 
 # %% [markdown]
 # ## Logit lens: which action each intermediate representation already points to
@@ -273,6 +275,7 @@ md_table(lens_rows, digits=3)
 #| echo: false
 greedy_share = {a: (greedy == i).float().mean().item() for i, a in enumerate(ACTIONS)}
 ego_only = lens_rest["ego embedding only"].argmax(-1)
+claim(lens_final_err < 1e-5, "the lens of the last layer reproduces the Q-values")
 md(f"The lens of the last layer reproduces the Q-values exactly (largest difference {lens_final_err:.1e}), as it "
    f"must. The greedy actions in these episodes are " + ", ".join(f"{a} {100 * s:.0f}%" for a, s in greedy_share.items())
    + f". From the ego embedding alone the network would choose {ACTIONS[int(ego_only.mode().values)]} most often "
@@ -288,5 +291,8 @@ md(f"The lens of the last layer reproduces the Q-values exactly (largest differe
 # The weight-based circuits are exact only per observation; the averaged maps are a linear summary whose
 # faithfulness we measured by the score correlation above. The per-head OV matrices go through an averaged readout,
 # so they describe the *typical* direction in which an attended vehicle pushes the decision, not its size in any
-# particular scene. Chapter 3 turns to attributions, neurons and controlled scenes, which test these readings on
-# individual inputs.
+# particular scene. None of these readings is tested by intervention here: the QK and OV matrices and the logit lens
+# are read from weights and activations. Chapter 3 compares them with attributions, neurons and controlled scenes
+# on individual inputs (still observational), and chapter 4 intervenes on the attention heads and the residual
+# (patching, ablation, steering), which tests what the heads do for the decision but not the feature-level QK/OV
+# readings themselves.

@@ -47,7 +47,7 @@ from rlinterp.studies import highway as hws
 from rlinterp.envs.highway import ACTIONS, FEATURES
 from rlinterp.interp import captum as at
 from rlinterp.interp import featvis
-from rlinterp.pipeline.report import md, md_table
+from rlinterp.pipeline.report import claim, md, md_table
 from scipy import stats
 
 torch.manual_seed(seed)
@@ -97,7 +97,7 @@ rel_delta = all_delta / dq.T.abs().clamp_min(1e-6)
 #| echo: false
 md(f"Over {len(idx)} observations and the three actions, with {ig_steps} steps, the completeness error is at most "
    f"{all_delta.max():.1e} (median {all_delta.median():.1e}; relative to |Q(x) − Q(b)|: median "
-   f"{rel_delta.median():.1e}), " + ("within" if all_delta.max() < 1e-3 else "above") + " the 10⁻³ target; "
+   f"{rel_delta.median():.1e}), against a target of 10⁻³; "
    f"IG took {ig_time:.1f} s. @tbl-highway-ig-convergence shows how the error shrinks with the number of steps.")
 
 # %%
@@ -115,11 +115,11 @@ md_table(conv_rows, digits=3)
 #| echo: false
 ok = [r["steps"] for r in conv_rows if r["max |completeness error|"] < 1e-3]
 e0, e1 = conv_rows[0]["max |completeness error|"], conv_rows[-1]["max |completeness error|"]
-order = np.log(e0 / max(e1, 1e-300)) / np.log(conv_rows[-1]["steps"] / conv_rows[0]["steps"]) if len(conv_rows) > 1 else float("nan")
+conv_order = np.log(e0 / max(e1, 1e-300)) / np.log(conv_rows[-1]["steps"] / conv_rows[0]["steps"]) if len(conv_rows) > 1 else float("nan")
 md(f"The error falls from {e0:.1e} at {conv_rows[0]['steps']} steps to {e1:.1e} at {conv_rows[-1]['steps']}, an "
-   f"empirical order of {order:.1f} (error ∝ steps^−order; the trapezoid rule gives order 2 on a smooth integrand "
-   "and order 1 where the integrand, here the gradient, jumps at ReLU kinks); "
-   + (f"the 10⁻³ target is met from {ok[0]} steps on." if ok else "the 10⁻³ target needs more steps than tried here."))
+   f"empirical order of {conv_order:.1f} (error ∝ steps^−order; the trapezoid rule gives order 2 on a smooth integrand "
+   "and order 1 where the integrand, here the gradient, jumps at ReLU kinks). Step counts tried that meet the 10⁻³ "
+   f"target: {', '.join(f'{n_:,}' for n_ in ok) or 'none'}.")
 
 # %%
 #| label: fig-highway-ig
@@ -156,7 +156,7 @@ md("The ego row carries " + ", ".join(f"{100 * share[n]:.0f}% ({n})" for n in AC
 #
 # Layer conductance splits the same quantity, $Q(x) - Q(b)$, over the units of a layer. We compute it at the two
 # embeddings (every path from the ego row goes through `ego_embed.hook_out`, every path from the others through
-# `others_embed.hook_out`), at each head's output (`attn.hook_head_out`; the remainder is the residual's direct ego
+# `others_embed.hook_out`), at each head's output (`attn.hook_result`; the remainder is the residual's direct ego
 # path) and at the 64 neurons of the last MLP layer (`mlp.1.hook_post`).
 
 # %%
@@ -259,13 +259,13 @@ always = (act1.min(0).values > 0).sum().item()
 rand_cos = torch.nn.functional.normalize(torch.randn(64, 2000, generator=torch.Generator().manual_seed(seed)), dim=0)
 rand_level = (torch.nn.functional.normalize(W0, dim=1) @ rand_cos).abs().max(0).values.median().item()
 best = cos.abs().max(0)
+claim(best.values.median() < 0.9, "the neurons are far from one neuron per feature direction (median best |cos| < 0.9)")
 md(f"{dead} of the 64 last-layer neurons never fire on these episodes and {always} fire at every step. The feature "
    f"direction best aligned with a single first-layer neuron is '{names[int(best.values.argmax())]}' "
    f"(|cos| = {best.values.max():.2f}); the median of the per-direction best |cos| is {best.values.median():.2f}, "
-   f"against {rand_level:.2f} for random directions: the neurons are "
-   + ("more aligned with individual feature directions than chance, but far from one neuron per feature"
-      if best.values.median() > rand_level + 0.1 else "hardly more aligned with individual feature directions than "
-      "chance: the features are read in superposition") + ".")
+   f"against {rand_level:.2f} for random directions (one neuron per feature would give a median near 1): the "
+   f"neurons are {best.values.median() - rand_level:+.2f} more aligned with individual feature directions than chance "
+   "and far from one neuron per feature.")
 
 # %% [markdown]
 # ## A semantic dictionary from controlled scenes
@@ -341,12 +341,14 @@ md_table(dict_rows, digits=3)
 labels = pd.Series([r["label"] for r in dict_rows]).value_counts()
 q_rho = {c: stats.spearmanr(q_s[:, 2] - q_s[:, 0], other_vars[c])[0] for c in other_vars.columns}
 qc = max(q_rho, key=lambda c: abs(q_rho[c]))
+claim(bool(abs(q_rho[qc]) < 0.3), "the decision's global correlations with the other vehicle's variables are weak "
+      "(|ρ| < 0.3)")
 md("The most common labels among these neurons are " + ", ".join(f"'{k}' ({v})" for k, v in labels.items()) +
    f". At the decision state, Q(FASTER) − Q(SLOWER) over the same scenes correlates most with {qc} "
    f"(ρ = {q_rho[qc]:.2f}); the other correlations are " +
-   ", ".join(f"{c} {r:.2f}" for c, r in q_rho.items() if c != qc) + "." +
-   (" Such weak global correlations mean that the decision depends on the other vehicle only in a small region "
-    "of the scene space, which the position maps below locate." if abs(q_rho[qc]) < 0.3 else ""))
+   ", ".join(f"{c} {r:.2f}" for c, r in q_rho.items() if c != qc) + ". Global correlations this weak (all "
+   "|ρ| < 0.3) suggest that the decision depends on the other vehicle only in a small region of the scene space, "
+   "which the position maps below locate.")
 
 # %% [markdown]
 # @fig-highway-maps makes this concrete: the ego at the decision state and one vehicle swept over a grid of
@@ -384,7 +386,8 @@ plt.show()
 
 # %%
 #| echo: false
-md(f"Alone, the ego vehicle at the decision state prefers {'FASTER' if pref_alone > 0 else 'SLOWER'} by {abs(pref_alone):.2f}. "
+md(f"Alone, the ego vehicle at the decision state has Q(FASTER) − Q(SLOWER) = {pref_alone:+.2f} (positive: it "
+   "prefers FASTER). "
    f"A vehicle driving towards it lowers Q(FASTER) − Q(SLOWER) to as little as {maps['towards the ego'].min():.2f}, "
    f"a vehicle driving away to {maps['away from the ego'].min():.2f}; the fraction of positions where the agent "
    f"would prefer SLOWER is {100 * (maps['towards the ego'] < 0).mean():.0f}% (towards) and "
@@ -451,10 +454,17 @@ md(f"Gradient ascent in the box beats the best valid scene on {wins} of the {len
 
 # %% [markdown]
 # ## Discussion
-#
-# Integrated gradients and conductance agree on where the decision is made, and they are exact up to the reported
-# completeness errors, which shrink as $1/n$ with the number of steps because of the ReLU kinks. The neurons are
-# only partly aligned with individual feature directions, and the dictionary labels are correlations over one
+
+# %%
+#| echo: false
+md(f"Integrated gradients and conductance agree on where the decision is made, and they are exact up to the "
+   f"reported completeness errors (at most {float(all_delta.max()):.1e} with {ig_steps:,} steps), which shrink with an "
+   f"empirical order of {conv_order:.1f} in the number of steps (@tbl-highway-ig-convergence).")
+
+# %% [markdown]
+# The neurons are only partly aligned with individual feature directions, and the dictionary labels are correlations over one
 # family of controlled scenes (a single other vehicle on a road direction): they say what a neuron tracks in that
 # family, not that it computes that variable in dense traffic. The position maps are the most direct evidence of
-# the policy's logic; chapter 4 tests causal claims about the circuit with interventions.
+# the policy's logic. All of this chapter is observational: the attributions, the neuron dictionary, the position maps
+# and the feature optimisation are not tested by intervention here; chapter 4 tests causal claims about the heads and
+# the residual stream with interventions, not the neuron labels.

@@ -66,7 +66,7 @@ from rlinterp.interp.editing import (
     steer,
 )
 from rlinterp.interp.patching import mse_metric, restored_metric
-from rlinterp.pipeline.report import md, md_table
+from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)  # small batches: one thread is fastest, and the machine may be shared
 torch.manual_seed(seed)
@@ -287,7 +287,7 @@ md(f"The direction has norm {direction.norm():.2f} (the residual's mean norm is 
 # ## A circuit for the action values
 #
 # **Graph.** We build the computational graph of the network from its hook points. Its sources are the ego
-# embedding `E` (`ego_embed.hook_out`), the two heads' outputs `A0`, `A1` (`attn.hook_head_out`), the residual `R`
+# embedding `E` (`ego_embed.hook_out`), the two heads' outputs `A0`, `A1` (`attn.hook_result`), the residual `R`
 # and the 64 + 64 neurons of the output MLP; its destinations are the residual (`R = (E + A0 + A1)/2`, a sum of
 # per-source contributions), each MLP neuron's pre-activation and the three Q-values. Every destination is a sum of
 # its sources' contributions, which is what edge patching needs. The heads' own inputs (the query from the ego
@@ -462,27 +462,37 @@ for name, hyp in HYPS.items():
         r = causal_scrubbing(model, sgraph, hyp, X, loss, n_boot=n_boot, seed=seed)
         scrub_rows.append({"hypothesis": name, "loss": loss_name, "L_orig": r.loss_orig, "L_scrubbed": r.loss_scrubbed,
                            "L_random": r.loss_random, "recovered": r.recovered,
-                           "95% CI": f"[{r.ci[0]:.2f}, {r.ci[1]:.2f}]"})
-scrub = pd.DataFrame(scrub_rows)
+                           "ci_lo": float(r.ci[0]), "ci_hi": float(r.ci[1])})
+scrub = pd.DataFrame(scrub_rows)  # the interval stays numeric (ci_lo, ci_hi); only the table shows it as text
+
+
+def ci_text(lo, hi):
+    return f"[{lo:.2f}, {hi:.2f}]"
 conflict_share = float(f_conflict(X).mean())
 
 # %%
 #| label: tbl-highway-scrub
 #| tbl-cap: "Causal scrubbing of hypotheses about what the ego embedding and the two attention heads carry to the decision. Loss: the scrubbed network's greedy action differs from the agent's (action) or the squared error of its Q-values (Q MSE). Recovered = (L_random − L_scrubbed)/(L_random − L_orig) with a 95% bootstrap interval over the reference states."
-md_table(scrub, digits=3)
+md_table(scrub.assign(**{"95% CI": [ci_text(lo, hi) for lo, hi in zip(scrub.ci_lo, scrub.ci_hi)]})
+         .drop(columns=["ci_lo", "ci_hi"]), digits=3)
 
 # %%
 #| echo: false
 sa = scrub[scrub["loss"] == "action"].set_index("hypothesis")
 main = f"exact ego + conflict within {X_m}"
-others_txt = "; ".join(f"{h}: {sa.loc[h, 'recovered']:.0%} {sa.loc[h, '95% CI']}" for h in sa.index if h != main)
+others_txt = "; ".join(f"{h}: {sa.loc[h, 'recovered']:.0%} {ci_text(sa.loc[h, 'ci_lo'], sa.loc[h, 'ci_hi'])}"
+                       for h in sa.index if h != main)
 sq = scrub[scrub["loss"] == "Q MSE"].set_index("hypothesis")
+sanity = "exact ego + exact heads (sanity check)"
+claim(bool(np.isclose(sa.loc[sanity, "recovered"], 1.0) and np.isclose(sq.loc[sanity, "recovered"], 1.0)),
+      "causal scrubbing with nothing scrubbed (sanity check) recovers all of both losses")
 md(f"A conflicting vehicle within {threat_radius:g} m is present in {conflict_share:.0%} of the {len(X)} visited "
    f"states. Scrubbed with the stated hypothesis, the network's greedy action differs from the agent's in "
    f"{sa.loc[main, 'L_scrubbed']:.0%} of the states, against {sa.loc[main, 'L_random']:.0%} when everything is "
-   f"resampled: {sa.loc[main, 'recovered']:.0%} of the loss is recovered (95% CI {sa.loc[main, '95% CI']}). The "
+   f"resampled: {sa.loc[main, 'recovered']:.0%} of the loss is recovered (95% CI "
+   f"{ci_text(sa.loc[main, 'ci_lo'], sa.loc[main, 'ci_hi'])}). The "
    f"alternatives recover {others_txt}. On the Q-values (squared error) the stated hypothesis recovers "
-   f"{sq.loc[main, 'recovered']:.0%} (95% CI {sq.loc[main, '95% CI']}).")
+   f"{sq.loc[main, 'recovered']:.0%} (95% CI {ci_text(sq.loc[main, 'ci_lo'], sq.loc[main, 'ci_hi'])}).")
 
 # %% [markdown]
 # ## Discussion
@@ -494,50 +504,39 @@ ho = "exact ego + heads carry ego state bins only"
 wr = "exact ego + heading of a random vehicle (wrong)"
 dd = dec.set_index("edit")
 worst_head = max(range(H), key=lambda h: d[f"head {h} mean-ablated"])
-mono = bool(np.all(np.diff(steer_dec[:, 0]) >= 0))
 dspeed = steer_loop[amax]["speed"] - steer_loop[a_ref]["speed"]
 dcoll = steer_loop[amax]["collision"] - steer_loop[a_ref]["collision"]
 ci_ref, ci_max = wilson(steer_loop[a_ref]["collision"], n_eval_episodes)[1:], wilson(steer_loop[amax]["collision"], n_eval_episodes)[1:]
-coll_sep = ci_max[1] < ci_ref[0] or ci_max[0] > ci_ref[1]
 
 
-def vs(h, loss_df, other):  # is hypothesis h's recovery above the other's bootstrap interval?
-    lo, hi = (float(v) for v in loss_df.loc[other, "95% CI"].strip("[]").split(","))
-    r = loss_df.loc[h, "recovered"]
-    return "above" if r > hi else "below" if r < lo else "within"
+def rec(loss_df, h):  # recovered fraction with its numeric 95% bootstrap interval, as text
+    return f"{loss_df.loc[h, 'recovered']:.0%} ({ci_text(loss_df.loc[h, 'ci_lo'], loss_df.loc[h, 'ci_hi'])})"
 
 
-md(f"**Attention is necessary, and the two heads are not interchangeable.** Mean-ablating head {worst_head} "
+md(f"**Attention.** Mean-ablating head {worst_head} "
    f"changes {d[f'head {worst_head} mean-ablated']:.0%} of the decisions, head {1 - worst_head} "
    f"{d[f'head {1 - worst_head} mean-ablated']:.0%} (@tbl-highway-edit-decisions). Blinded to all other vehicles, "
    f"the agent chooses SLOWER in {dd.loc['attention to all other vehicles masked', 'SLOWER share']:.0%} of the "
    f"visited states (unedited: {dd.loc['none', 'SLOWER share']:.0%}) and its closed-loop collision rate goes from "
    f"{base['collision']:.0%} to {blind['collision']:.0%} (@tbl-highway-edit-loop). Masking only the most-attended "
    f"vehicle changes {d['attention to the most-attended vehicle masked']:.0%} of the decisions and a random "
-   f"vehicle {d['attention to a random other vehicle masked']:.0%}: "
-   + ("the vehicle the heads weight most matters more than a random one, so here the attention weights are a "
-      "causally meaningful pointer, though not the whole story. "
-      if d['attention to the most-attended vehicle masked'] > d['attention to a random other vehicle masked'] else
-      "the most-attended vehicle matters no more than a random one, so the attention weights are not a reliable "
-      "pointer to what matters. ") +
-   f"**Steering:** adding the SLOWER − FASTER residual direction moves the share of SLOWER decisions "
-   f"{'monotonically' if mono else 'non-monotonically'} with α (@fig-highway-steer); in closed loop α = {amax:g} "
-   f"changes the mean speed by {dspeed:+.2f} m/s and the collision rate by {dcoll:+.0%} "
-   f"({'the Wilson intervals do not overlap' if coll_sep else 'within overlapping Wilson intervals'} at "
+   f"vehicle {d['attention to a random other vehicle masked']:.0%}; the attention weights point at what matters "
+   "for the decision to the extent that the first of these exceeds the second. "
+   f"**Steering:** adding the SLOWER − FASTER residual direction gives SLOWER shares of "
+   + ", ".join(f"{share:.0%} at α = {a:g}" for a, share in zip(alphas, steer_dec[:, 0]))
+   + f" (@fig-highway-steer); in closed loop α = {amax:g} "
+   f"changes the mean speed by {dspeed:+.2f} m/s and the collision rate by {dcoll:+.0%} (95% Wilson intervals "
+   f"[{ci_ref[0]:.2f}, {ci_ref[1]:.2f}] at α = {a_ref:g} and [{ci_max[0]:.2f}, {ci_max[1]:.2f}] at α = {amax:g}, "
    f"{n_eval_episodes} episodes per condition). "
    f"**Circuit:** at this granularity ACDC keeps {n_keep / len(graph):.0%} of the edges, including "
    f"{len(into_r)} of the 3 bottleneck edges into the residual; EAP-IG ranks its circuit with a ROC AUC of "
    f"{auc:.2f} in {t_eap:.2f} s against ACDC's {t_acdc:.1f} s. "
    f"**Causal scrubbing:** the stated hypothesis (the heads carry only a conflicting vehicle within {X_m}) recovers "
-   f"{sa.loc[main, 'recovered']:.0%} of the action loss and {sq.loc[main, 'recovered']:.0%} of the Q-value loss, "
-   f"{vs(main, sa, wr)} the interval of the deliberately wrong feature on actions and {vs(main, sq, wr)} it on "
-   f"Q-values. Letting the heads carry the ego vehicle's coarse state as well gives {sa.loc[hb, 'recovered']:.0%} "
+   f"{rec(sa, main)} of the action loss and {rec(sq, main)} of the Q-value loss, against {rec(sa, wr)} and "
+   f"{rec(sq, wr)} for the deliberately wrong feature. Letting the heads carry the ego vehicle's coarse state as well gives {sa.loc[hb, 'recovered']:.0%} "
    f"and {sq.loc[hb, 'recovered']:.0%}, the ego state alone {sa.loc[ho, 'recovered']:.0%} and "
-   f"{sq.loc[ho, 'recovered']:.0%}. "
-   + ("Because the ego vehicle both provides the query and attends to itself, the heads' outputs carry ego "
-      "information, and a hypothesis about them must include it. "
-      if sq.loc[hb, "recovered"] > sq.loc[main, "recovered"] else "") +
-   f"None of these features is a sufficient description of what the heads add (the best recovers "
-   f"{sa.drop(index='exact ego + exact heads (sanity check)')['recovered'].max():.0%} of the action loss). The "
-   f"edits localise the decision (head {worst_head}, the most-attended vehicle) without yet saying what is "
-   f"computed there.")
+   f"{sq.loc[ho, 'recovered']:.0%}. The ego vehicle both provides the query and attends to itself, so the heads' "
+   "outputs can carry ego information; the difference between these hypotheses measures how much of it the "
+   f"decision uses. The best of these features recovers {sa.drop(index=sanity)['recovered'].max():.0%} of the "
+   "action loss, where a sufficient description of what the heads add would recover 100%. The edits show where "
+   "the decision is sensitive without yet saying what is computed there.")

@@ -2,6 +2,9 @@
 
 Quarto and the pandoc fallback both render ``text/markdown`` outputs natively (HTML *and* Typst/PDF), so every table
 and every sentence with a number in it is emitted from code with these helpers instead of being typed into the prose.
+:func:`claim` fails the chapter when a sentence of the prose stops being true of its results, and
+:func:`config_table` renders a config dataclass (value and documentation of each field) so hyper-parameter tables
+are never retyped.
 """
 from __future__ import annotations
 
@@ -63,8 +66,120 @@ def md_table(rows: Any, columns: Sequence[str] | None = None, digits: int = 4) -
 
 
 def md(text: str) -> Markdown:
-    """Display computed prose, e.g. ``md(f"The agent reaches {frac:.1%} of the optimum.")``."""
+    """Display computed prose, e.g. ``md(f"The agent reaches {frac:.1%} of the optimum.")``.
+
+    Only for sentences that carry computed numbers; fixed prose belongs in a Markdown cell. Do not choose the verdict
+    text with ``if``/``else`` inside the f-string (a reviewer never sees the branch that did not fire): state the
+    criterion and the measured value, and guard the sentence with :func:`claim`."""
     return Markdown(text)
+
+
+class ClaimError(AssertionError):
+    """A sentence of a chapter's prose is no longer true of the results it describes."""
+
+
+def claim(condition: Any, message: str) -> None:
+    """Fail the chapter unless ``condition`` holds: the guard of a sentence whose truth depends on a result.
+
+    Write the criterion next to the sentence it protects, e.g.
+    ``claim(err.max() < 1e-3, "completeness error below the 1e-3 tolerance")``. ``condition`` must be a Python or
+    numpy bool (or a one-element boolean array/tensor): a number such as ``0.3`` is refused rather than read as
+    "true", so a forgotten comparison cannot pass silently. Raises :class:`ClaimError` naming the claim when the
+    condition is false; returns ``None``.
+    """
+    if not isinstance(message, str) or not message.strip():
+        raise TypeError(f"claim: message must be a non-empty string naming the claim, got {message!r}")
+    value = _as_bool(condition)
+    if value is None:
+        raise TypeError(f"claim {message!r}: condition must be a bool (a comparison), got {type(condition).__name__} "
+                        f"{condition!r}")
+    if not value:
+        raise ClaimError(f"claim failed: {message}")
+
+
+def _as_bool(x: Any) -> bool | None:
+    if isinstance(x, bool):
+        return x
+    try:
+        import numpy as np
+
+        if isinstance(x, np.bool_):
+            return bool(x)
+        if isinstance(x, np.ndarray) and x.dtype == np.bool_ and x.size == 1:
+            return bool(x.reshape(()))
+    except ImportError:  # pragma: no cover
+        pass
+    if type(x).__module__ == "torch" and getattr(x, "dtype", None) is not None and str(x.dtype) == "torch.bool" \
+            and x.numel() == 1:
+        return bool(x.item())
+    return None
+
+
+def config_value(v: Any) -> str:
+    """A config value as it would be typed: ``1e-05``, ``1,000,000``, ``True``, ``ego_attention``."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, str):
+        return f"`{v}`"
+    return fmt(v) if not isinstance(v, (dict, list, tuple)) else (repr(v) if v else "–")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Per-field documentation of a dataclass, read from what its source already says, in this order of precedence:
+    ``field(metadata={"help": ...})``; a ``name: text`` line in the class docstring; the trailing ``# comment`` on
+    the field's line in the class body. Fields without any documentation are absent."""
+    import dataclasses
+    import inspect
+    import re
+
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"field_docs: expected a dataclass, got {cls!r}")
+    cls = cls if isinstance(cls, type) else type(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    docs: dict[str, str] = {}
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):  # defined interactively: no source to read
+        lines = []
+    for line in lines:
+        m = re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$", line)
+        if m and m.group(1) in names and m.group(1) not in docs:
+            docs[m.group(1)] = m.group(2)
+    for line in (inspect.getdoc(cls) or "").splitlines():
+        m = re.match(r"\s*`{0,2}(\w+)`{0,2}\s*(?::|--|—)\s+(.+?)\s*$", line)
+        if m and m.group(1) in names:
+            docs[m.group(1)] = m.group(2)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("help"):
+            docs[f.name] = str(f.metadata["help"])
+    return docs
+
+
+def config_table_text(cfg: Any, include: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> str:
+    """The pipe table of :func:`config_table`."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"config_table: expected a dataclass instance (a config), got {cfg!r}")
+    names = [f.name for f in dataclasses.fields(cfg)]
+    unknown = sorted(set(include or ()).union(exclude) - set(names))
+    if unknown:
+        raise ValueError(f"config_table: {type(cfg).__name__} has no field(s) {unknown}; fields are {names}")
+    chosen = [n for n in (include if include is not None else names) if n not in set(exclude)]
+    docs = field_docs(type(cfg))
+    rows = [[n, config_value(getattr(cfg, n)), docs.get(n, "")] for n in chosen]
+    return md_table_text(rows, columns=["field", "value", "meaning"])
+
+
+def config_table(cfg: Any, include: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Markdown:
+    """Display a dataclass config as a table of field, value and the field's documentation (see :func:`field_docs`),
+    so a chapter's hyper-parameter table is the config that ran, never a retyped copy. ``include`` picks and orders
+    fields, ``exclude`` drops some (e.g. a device)."""
+    return Markdown(config_table_text(cfg, include, exclude))
 
 
 def _is_number(x: Any) -> bool:
