@@ -58,12 +58,13 @@ from rlinterp.interp import (
     integrated_gradients, logit_diff_metric, patch_nodes, roc_auc,
 )
 from rlinterp.interp.probes import cache_hook
+from rlinterp import artifacts
 from rlinterp.pipeline.report import md, md_table
 
 torch.set_num_threads(1)  # frugal, and the timings below are single-thread timings
 torch.manual_seed(seed)
 rng = np.random.default_rng(seed)
-model = dqn.load(device=device)
+model = artifacts.load("coinflip/dqn", device=device)
 cfg = model.cfg
 n, k = cfg.n_coins, cfg.n_flips
 solution = bayes.solve(n, k, cfg.sigma, progress=False)

@@ -15,7 +15,7 @@ functions given as ``"module:function"`` strings, imported only when used (impor
   :func:`rebuild`, so both rebuild the same way;
 - ``load(paths, device, data_dir) -> obj`` returns the object from its hash-verified files: a model in eval mode with
   the attributes its users need (e.g. an AD model's ``stride``, ``source`` and ``train_log``), or a dict;
-- ``write(obj, paths)`` writes the object's files (in the order of ``files``);
+- ``dump(obj) -> [bytes per file]`` serialises the object (in the order of ``files``);
 - ``metrics(obj) -> [dict per file]`` gives the numbers recorded in ``data/MANIFEST.json`` and printed by a rebuild.
 """
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Artifact:
     build: str  # "module:function" (config, device, progress, **inputs) -> obj
     config: Any  # a dataclass instance: the default profile (the shipped run)
     load: str  # "module:function" (paths, device, data_dir) -> obj
-    write: str  # "module:function" (obj, paths) -> None
+    dump: str  # "module:function" (obj) -> [bytes per file]
     metrics: str  # "module:function" (obj) -> [dict per file]
     description: str
 
@@ -147,30 +147,30 @@ def _registry() -> dict[str, Artifact]:
     here = "rlinterp.artifacts"
     arts = [
         Artifact("coinflip/dqn", ("coinflip/dqn.pt",), "model", f"{here}:build_dqn", DQNConfig(),
-                 f"{here}:load_dqn", f"{here}:write_dqn", f"{here}:metrics_dqn",
+                 f"{here}:load_dqn", f"{here}:dump_dqn", f"{here}:metrics_dqn",
                  "coin-flip DQN (n=5, k=20, sigma=0.3) with its training history"),
         *[Artifact(f"highway/{net}", (f"highway/{net}.pt", f"highway/{net}_curve.json"), "model",
                    f"{here}:build_ddqn", DDQNConfig(network=net, episodes=3000, seed=0, num_envs=2),
-                   f"{here}:load_ddqn", f"{here}:write_ddqn", f"{here}:metrics_ddqn",
+                   f"{here}:load_ddqn", f"{here}:dump_ddqn", f"{here}:metrics_ddqn",
                    f"intersection-v0 Double DQN, {label} network, with its training curve")
           for net, label in (("ego_attention", "ego-attention"), ("mlp", "MLP"))],
         Artifact("highway/eval", ("highway/eval.json",), "table", f"{here}:build_highway_eval", HighwayEval(),
-                 f"{here}:load_highway_eval", f"{here}:write_json", f"{here}:metrics_highway_eval",
+                 f"{here}:load_highway_eval", f"{here}:dump_json", f"{here}:metrics_highway_eval",
                  "greedy evaluation of both highway agents and the scripted baselines"),
         Artifact("ad/darkroom_ad", ("ad/darkroom_ad.pt",), "model", f"{here}:build_darkroom", DarkroomFit(),
-                 f"{here}:load_darkroom", f"{here}:write_darkroom", f"{here}:metrics_darkroom",
+                 f"{here}:load_darkroom", f"{here}:dump_darkroom", f"{here}:metrics_darkroom",
                  "Algorithm Distillation transformer, PSRL source, 10-episode context"),
         Artifact("ad/darkroom_ed", ("ad/darkroom_ed.pt",), "model", f"{here}:build_darkroom",
                  DarkroomFit(kind="ed", n_steps=1500),
-                 f"{here}:load_darkroom", f"{here}:write_darkroom", f"{here}:metrics_darkroom",
+                 f"{here}:load_darkroom", f"{here}:dump_darkroom", f"{here}:metrics_darkroom",
                  "expert-distillation transformer (same architecture, expert episodes)"),
         Artifact("ad/darkroom_ad_qlearning", ("ad/darkroom_ad_qlearning.pt",), "model", f"{here}:build_darkroom",
                  DarkroomFit(source="q_learning", histories_per_goal=10, n_source_episodes=120, stride=4,
                              n_ctx_episodes=4, cell_embedding=True),
-                 f"{here}:load_darkroom", f"{here}:write_darkroom", f"{here}:metrics_darkroom",
+                 f"{here}:load_darkroom", f"{here}:dump_darkroom", f"{here}:metrics_darkroom",
                  "Algorithm Distillation transformer, Q-learning source, 4 episodes at stride 4"),
         Artifact("ad/ablation", ("ad/ablation.pt",), "table", f"{here}:build_ablation", AblationGrid(),
-                 f"{here}:load_torch", f"{here}:write_torch", f"{here}:metrics_ablation",
+                 f"{here}:load_torch", f"{here}:dump_torch", f"{here}:metrics_ablation",
                  "AD ablation: model width x number of training goals, held-out curves per variant"),
     ]
     return {a.name: a for a in arts}
@@ -253,8 +253,8 @@ def build(name: str, config: Any = None, device: str = "cpu", progress: bool = T
     return _resolve(art.build)(_check_config(art, config), device=device, progress=progress, **inputs)
 
 
-def _staged_install(art: Artifact, obj: Any, data_dir: Path, metrics: list[dict]) -> list[Path]:
-    """Write every file to a temp file beside its target, then rename all and register them; on any error the old
+def _staged_install(art: Artifact, payloads: list[bytes], data_dir: Path, metrics: list[dict]) -> list[Path]:
+    """Write every payload to a temp file beside its target, then rename all and register them; on any error the old
     files and the manifest are untouched and no temp file is left."""
     from rlinterp.pipeline.manifest import register
 
@@ -266,7 +266,8 @@ def _staged_install(art: Artifact, obj: Any, data_dir: Path, metrics: list[dict]
             fd, tmp = tempfile.mkstemp(dir=t.parent, prefix=f".{t.name}.", suffix=".tmp")
             os.close(fd)
             tmps.append(Path(tmp))
-        _resolve(art.write)(obj, tmps)
+        for tmp, payload in zip(tmps, payloads):
+            tmp.write_bytes(payload)
         umask = os.umask(0)
         os.umask(umask)
         for tmp, t in zip(tmps, targets):
@@ -287,12 +288,24 @@ def save(name: str, obj: Any, config: Any, data_dir: Path | None = None) -> list
     Metrics are measured first (:attr:`Artifact.metrics`), then the files are written atomically. Overwriting the
     shipped files with an object built from a config other than the declared one is refused (pass ``data_dir``)."""
     art = get(name)
-    config = _check_config(art, config)
-    if data_dir is None and (diff := _config_diff(art, config)):
-        raise ValueError(f"refusing to overwrite the shipped {name}: it is declared with the default config, this "
-                         f"one differs in {diff} (declared, given); pass data_dir=... to save it elsewhere")
+    data_dir = Path(data_dir or DATA)
+    _refuse_non_default(art, _check_config(art, config), data_dir)
     metrics = _resolve(art.metrics)(obj)
-    return _staged_install(art, obj, Path(data_dir or DATA), metrics)
+    return _staged_install(art, _dump(art, obj), data_dir, metrics)
+
+
+def _refuse_non_default(art: Artifact, config: Any, data_dir: Path) -> None:
+    if data_dir.resolve() == DATA.resolve() and (diff := _config_diff(art, config)):
+        raise ValueError(f"refusing to overwrite the shipped {art.name}: it is declared with its default config and "
+                         f"this one differs in {diff} (declared, given); keep it out of data/ (rebuild without "
+                         f"--save, or save into another data_dir)")
+
+
+def _dump(art: Artifact, obj: Any) -> list[bytes]:
+    payloads = _resolve(art.dump)(obj)
+    if len(payloads) != len(art.files):
+        raise RuntimeError(f"{art.dump} returned {len(payloads)} payloads for the {len(art.files)} files of {art.name}")
+    return payloads
 
 
 def _shipped_metrics(art: Artifact, data_dir: Path) -> list[dict]:
@@ -313,19 +326,19 @@ def rebuild(name: str, save: bool = False, device: str = "cpu", progress: bool =
     art = get(name)
     config = _check_config(art, config)
     data_dir = Path(data_dir or DATA)
-    if save and data_dir == DATA and (diff := _config_diff(art, config)):
-        raise ValueError(f"refusing to overwrite the shipped {name} with a non-default config {diff} (declared, "
-                         f"given); rebuild without --save, or into another data_dir")
+    if save:
+        _refuse_non_default(art, config, data_dir)
     shipped = _shipped_metrics(art, data_dir)
     obj = _resolve(art.build)(config, device=device, progress=progress)
     metrics = _resolve(art.metrics)(obj)
     if save:
-        paths = _staged_install(art, obj, data_dir, metrics)
+        paths = _staged_install(art, _dump(art, obj), data_dir, metrics)
     else:
         out = Path(out) if out else ROOT / "runs" / "rebuild" / name
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / Path(f).name for f in art.files]
-        _resolve(art.write)(obj, paths)
+        for path, payload in zip(paths, _dump(art, obj)):
+            path.write_bytes(payload)
     for f, new, old, path in zip(art.files, metrics, shipped, paths):
         print_fn(f"{f} -> {path}")
         keys = list(dict.fromkeys([*old, *new]))
@@ -380,12 +393,6 @@ def table(data_dir: Path | None = None) -> list[dict[str, Any]]:
 # Formats shared by several artifacts
 
 
-def _torch_bytes(obj: Any, path: Path) -> bytes:
-    from rlinterp.pipeline.manifest import checkpoint_bytes
-
-    return checkpoint_bytes(obj, Path(path).name)
-
-
 def _torch_load(path: Path, device: str = "cpu") -> Any:
     import torch
 
@@ -396,12 +403,14 @@ def load_torch(paths: list[Path], device: str = "cpu", data_dir: Path | None = N
     return _torch_load(paths[0], device)
 
 
-def write_torch(obj: Any, paths: list[Path]) -> None:
-    Path(paths[0]).write_bytes(_torch_bytes(obj, paths[0]))
+def dump_torch(obj: Any) -> list[bytes]:
+    from rlinterp.pipeline.manifest import checkpoint_bytes
+
+    return [checkpoint_bytes(obj, "checkpoint")]
 
 
-def write_json(obj: Any, paths: list[Path]) -> None:
-    Path(paths[0]).write_text(json.dumps(obj, indent=1))
+def dump_json(obj: Any) -> list[bytes]:
+    return [json.dumps(obj, indent=1).encode()]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -428,10 +437,12 @@ def load_dqn(paths: list[Path], device: str = "cpu", data_dir: Path | None = Non
     return model
 
 
-def write_dqn(model, paths: list[Path]) -> None:
+def dump_dqn(model) -> list[bytes]:
+    from rlinterp.pipeline.manifest import checkpoint_bytes
+
     obj = {"config": model.cfg.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
            "history": {k: list(v) for k, v in model.history.items()}}
-    Path(paths[0]).write_bytes(_torch_bytes(obj, paths[0]))
+    return [checkpoint_bytes(obj, "coinflip/dqn.pt")]
 
 
 def metrics_dqn(model) -> list[dict]:
@@ -477,13 +488,15 @@ def load_ddqn(paths: list[Path], device: str = "cpu", data_dir: Path | None = No
     return model
 
 
-def write_ddqn(model, paths: list[Path]) -> None:
+def dump_ddqn(model) -> list[bytes]:
+    from rlinterp.pipeline.manifest import checkpoint_bytes
+
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     train_config = model.curve["train_config"]
-    Path(paths[0]).write_bytes(_torch_bytes(dict(state_dict=state, network_config=model.config,
-                                                 train_config=train_config), paths[0]))
+    ckpt = checkpoint_bytes(dict(state_dict=state, network_config=model.config, train_config=train_config),
+                            f"highway/{model.config['kind']}.pt")
     curve = dict(model.curve, wall_time_s_total=round(model.curve["wall_time_s_total"], 1))
-    Path(paths[1]).write_text(json.dumps(curve, separators=(",", ":")))
+    return [ckpt, json.dumps(curve, separators=(",", ":")).encode()]
 
 
 def metrics_ddqn(model) -> list[dict]:
@@ -580,12 +593,14 @@ def load_darkroom(paths: list[Path], device: str = "cpu", data_dir: Path | None 
     return _ad_ready(ADTransformer.from_checkpoint(ckpt, device), ckpt["log"])
 
 
-def write_darkroom(model, paths: list[Path]) -> None:
+def dump_darkroom(model) -> list[bytes]:
     import numpy as np
     import torch
 
+    from rlinterp.pipeline.manifest import checkpoint_bytes
+
     log = {k: (torch.as_tensor(v) if isinstance(v, np.ndarray) else v) for k, v in model.train_log.items()}
-    Path(paths[0]).write_bytes(_torch_bytes(model.checkpoint(log=log), paths[0]))
+    return [checkpoint_bytes(model.checkpoint(log=log), f"the {log.get('kind', 'ad')} model")]
 
 
 def metrics_darkroom(model) -> list[dict]:

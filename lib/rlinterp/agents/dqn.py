@@ -45,8 +45,6 @@ from transformer_lens.hook_points import HookPoint
 
 from rlinterp.envs.coinflip import BatchedCoinFlip, canonicalize, encode_obs
 
-CHECKPOINT = "coinflip/dqn.pt"
-RETRAIN_COMMAND = "rli run coinflip/02_agent -p retrain=True -p save=True"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -429,7 +427,7 @@ def _train(cfg: DQNConfig, device: torch.device, progress: bool, evaluator: Call
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Evaluation, checkpoint
+# Evaluation (the shipped checkpoint is the artifact "coinflip/dqn": rlinterp.artifacts.load / rebuild)
 # ----------------------------------------------------------------------------------------------------------------------
 def evaluate(model: QNetwork, num_games: int = 200_000, seed: int = 1, solution: Any = None,
              progress: bool = False) -> dict[str, float]:
@@ -458,34 +456,6 @@ def evaluate(model: QNetwork, num_games: int = 200_000, seed: int = 1, solution:
         out.update(mc_games=num_games, mc_agent=float(mc["agent"].mean()), mc_greedy=float(mc["greedy"].mean()),
                    mc_diff_vs_greedy=ci["mean"], mc_diff_lo=ci["lo"], mc_diff_hi=ci["hi"])
     return out
-
-
-def save(model: QNetwork, history: dict[str, list], metrics: dict[str, Any], data_dir: Any = None):
-    """Write the checkpoint ``data/coinflip/dqn.pt`` (config dict, state_dict, history lists) and register it."""
-    from rlinterp.pipeline.manifest import save_checkpoint
-
-    if data_dir is None and model.cfg.to_dict() != DQNConfig().to_dict():
-        changed = {k: v for k, v in model.cfg.to_dict().items() if DQNConfig().to_dict()[k] != v}
-        raise ValueError(f"refusing to overwrite the shipped {CHECKPOINT}: it is the default configuration, this "
-                         f"model differs in {changed}; pass data_dir=... to save it elsewhere")
-    obj = {"config": model.cfg.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-           "history": {k: list(v) for k, v in history.items()}}
-    metrics = {"train_wall_s": float(history["wall_time"][0]), **metrics} if history.get("wall_time") else metrics
-    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-    return save_checkpoint(obj, CHECKPOINT, command=RETRAIN_COMMAND, metrics=metrics, data_dir=data_dir)
-
-
-def load(device: str = "cpu", data_dir: Any = None, with_history: bool = False):
-    """Load the shipped agent (hash verified against data/MANIFEST.json; a mismatch raises ``DataError``).
-
-    Returns the :class:`QNetwork` in eval mode, or ``(model, history)`` with ``with_history=True``."""
-    from rlinterp.pipeline.manifest import load_checkpoint
-
-    ckpt = load_checkpoint(CHECKPOINT, data_dir=data_dir, map_location=str(device))
-    model = QNetwork(DQNConfig.from_dict(ckpt["config"])).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return (model, ckpt["history"]) if with_history else model
 
 
 # ----------------------------------------------------------------------------------------------------------------------

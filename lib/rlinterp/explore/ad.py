@@ -28,18 +28,6 @@ SIZE, T = 9, 20
 CENTRE = np.array([SIZE // 2, SIZE // 2])
 
 
-def load_model(device: str = "cpu") -> adt.ADTransformer:
-    """The shipped AD model (``data/ad/darkroom_ad.pt``), its training stride (``model.stride``) and the name of
-    the source it distils (``model.source``, a :func:`~rlinterp.agents.ad_transformer.fit_darkroom` source)."""
-    from rlinterp.pipeline.manifest import load_checkpoint
-
-    ckpt = load_checkpoint("ad/darkroom_ad.pt")
-    model = adt.ADTransformer.from_checkpoint(ckpt, device)
-    model.stride = int(ckpt["log"]["stride"])
-    model.source = str(ckpt["log"].get("source", "q_learning"))  # the first AD models predate the PSRL source
-    return model
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Contexts: (E, T) arrays of obs / actions / rewards of whole past episodes + the actions of the current episode
 
@@ -357,10 +345,12 @@ def main() -> None:  # pragma: no cover - exercised by tests/test_ad_explorer.py
     import pandas as pd
     import streamlit as st
 
+    from rlinterp import artifacts
+
     st.set_page_config(page_title="AD explorer", layout="wide")
     st.title("Algorithm Distillation explorer (Dark Room)")
     torch.set_num_threads(1)
-    model = st.cache_resource(load_model)()
+    model = st.cache_resource(artifacts.load)("ad/darkroom_ad")  # with model.stride and model.source
     K = model.ad_cfg.n_ctx_episodes
     ss = st.session_state
     ss.setdefault("path", [])
