@@ -8,7 +8,9 @@ from rlinterp.explore import ad as xad
 
 @pytest.fixture(scope="module")
 def model():
-    return xad.load_model()
+    from rlinterp import artifacts
+
+    return artifacts.load("ad/darkroom_ad")
 
 
 def _goal_cell(g):
