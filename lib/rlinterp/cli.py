@@ -184,8 +184,8 @@ def cmd_data(args) -> int:
         for p in problems:
             print(p, file=sys.stderr)
         n_files = sum(len(a.files) for a in artifacts.ARTIFACTS.values())
-        print(f"{len(artifacts.ARTIFACTS)} artifacts ({n_files} files): "
-              + (f"{len(problems)} problem(s)" if problems else "all verified"))
+        print(f"{len(problems)} problem(s) in data/ (see above)" if problems
+              else f"{n_files} data files verified ({len(artifacts.ARTIFACTS)} artifacts, no unknown files)")
         return 1 if problems else 0
     if not args.name:
         print("rli data rebuild: give the artifact's NAME (see `rli data list`)", file=sys.stderr)
