@@ -17,6 +17,9 @@ functions given as ``"module:function"`` strings, imported only when used (impor
   the attributes its users need (e.g. an AD model's ``stride``, ``source`` and ``train_log``), or a dict;
 - ``dump(obj) -> [bytes per file]`` serialises the object (in the order of ``files``);
 - ``metrics(obj) -> [dict per file]`` gives the numbers recorded in ``data/MANIFEST.json`` and printed by a rebuild.
+
+A chapter's ``save=True`` goes through :func:`save` (the shipped files are only replaced by an object built with the
+declared config); :func:`verify` is ``rli data verify``.
 """
 from __future__ import annotations
 
