@@ -1,7 +1,6 @@
 """Context construction and editing for the AD explorer and the RL-or-imitation chapter (rlinterp.studies.ad)."""
 import numpy as np
 import pytest
-from rlinterp.learners import ad as adl
 from rlinterp.models import ad_transformer as adt
 from rlinterp.studies import ad as ads
 from rlinterp.learners import sources
@@ -10,7 +9,9 @@ from rlinterp.learners import sources
 
 @pytest.fixture(scope="module")
 def model():
-    return ads.load_model()
+    from rlinterp import artifacts
+
+    return artifacts.load("ad/darkroom_ad")
 
 
 def _goal_cell(g):

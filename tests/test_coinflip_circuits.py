@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from rlinterp.learners import dqn
 from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.envs.coinflip import CoinPrior
 from rlinterp.interp import fit_probe, integrated_gradients
@@ -14,7 +13,9 @@ from rlinterp.interp.probes import cache_hook
 @pytest.fixture(scope="module")
 def agent():
     torch.manual_seed(0)
-    model = dqn.load()
+    from rlinterp import artifacts
+
+    model = artifacts.load("coinflip/dqn")
     c = model.cfg
     sol = bayes.solve(c.n_coins, c.n_flips, c.sigma, progress=False)
     _, levels = bayes.evaluate_exact(model.policy_probs, c.n_coins, c.n_flips, c.sigma, return_levels=True)

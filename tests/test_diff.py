@@ -1,7 +1,6 @@
 """`rli diff`: a throwaway git repository (the demo project) with a change to a chapter and to a lib/ function."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path

@@ -89,7 +89,10 @@ def test_tiny_training_beats_random():
 def shipped():
     if "coinflip/dqn.pt" not in read_manifest():
         pytest.skip("data/coinflip/dqn.pt not shipped yet")
-    return dqn.load(with_history=True)
+    from rlinterp import artifacts
+
+    model = artifacts.load("coinflip/dqn")
+    return model, model.history
 
 
 def test_shipped_agent_matches_manifest(shipped):
@@ -110,4 +113,6 @@ def test_corrupt_checkpoint_raises(tmp_path, shipped):
     payload[len(payload) // 2] ^= 0xFF
     (tmp_path / "coinflip/dqn.pt").write_bytes(bytes(payload))
     with pytest.raises(DataError, match="corrupt"):
-        dqn.load(data_dir=tmp_path)
+        from rlinterp import artifacts
+
+        artifacts.load("coinflip/dqn", data_dir=tmp_path)

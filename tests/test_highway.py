@@ -210,7 +210,9 @@ def test_shipped_checkpoints(name, observations):
 
     if name not in read_manifest():
         pytest.skip(f"data/{name} not trained yet")
-    model = ddqn.load_agent(name)  # verifies the sha256 against data/MANIFEST.json
+    from rlinterp import artifacts
+
+    model = artifacts.load(name.removesuffix(".pt"))  # verifies the sha256 against data/MANIFEST.json
     policy = ddqn.greedy_policy(model)
     assert all(policy(o) in (0, 1, 2) for o in observations)
 

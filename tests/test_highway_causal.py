@@ -88,11 +88,12 @@ def test_bad_parameters_raise_value_errors(planted):
 
 
 def test_masking_all_other_vehicles_leaves_only_ego_attention():
+    from rlinterp import artifacts
     from rlinterp.learners import ddqn
     from rlinterp.envs import highway as hw
     from rlinterp.studies import highway as hws
 
-    model = ddqn.load_agent("highway/ego_attention.pt")
+    model = artifacts.load("highway/ego_attention")
     env = hw.make_env(123)
     ep = hws.run_episode(env, ddqn.greedy_policy(model), 123, max_steps=5)
     env.close()

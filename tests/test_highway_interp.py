@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from rlinterp.learners import ddqn
+from rlinterp import artifacts
 from rlinterp.studies import highway as hws
 from rlinterp.interp import captum as at
 from rlinterp.interp.lens import logit_lens
@@ -11,7 +11,7 @@ from rlinterp.interp.lens import logit_lens
 
 @pytest.fixture(scope="module")
 def model():
-    return ddqn.load_agent("highway/ego_attention.pt")
+    return artifacts.load("highway/ego_attention")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_logit_lens_final_layer_is_q(model, data):
 
 
 def test_ig_completeness(model, data):
-    m64 = ddqn.load_agent("highway/ego_attention.pt").double()
+    m64 = artifacts.load("highway/ego_attention").double()
     x = data["obs"][3:4].double()
     base = x.clone()
     base[..., 1:] = 0.0  # same vehicles present, kinematics at the origin: the path never crosses the mask

@@ -70,16 +70,16 @@ def test_replay_buffer_ring_and_sampling():
 
 def test_every_shipped_checkpoint_loads_into_its_model():
     """Each shipped network checkpoint loads strictly (every state-dict key matches) into its model class."""
-    from rlinterp.learners import ddqn, dqn
+    from rlinterp import artifacts
     from rlinterp.models.ad_transformer import ADTransformer
     from rlinterp.pipeline.manifest import load_checkpoint, read_manifest
 
     shipped = {name for name in read_manifest() if name.endswith(".pt")}
     loaded = set()
-    assert isinstance(dqn.load(), QNetwork)
+    assert isinstance(artifacts.load("coinflip/dqn"), QNetwork)
     loaded.add("coinflip/dqn.pt")
     for name, cls in (("ego_attention", EgoAttentionNetwork), ("mlp", MLPNetwork)):
-        assert isinstance(ddqn.load_agent(f"highway/{name}.pt"), cls)
+        assert isinstance(artifacts.load(f"highway/{name}"), cls)
         loaded.add(f"highway/{name}.pt")
     for name in ("ad/darkroom_ad.pt", "ad/darkroom_ed.pt", "ad/darkroom_ad_qlearning.pt"):
         assert isinstance(ADTransformer.from_checkpoint(load_checkpoint(name)), ADTransformer)

@@ -74,16 +74,16 @@ seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
 
 # %%
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from rlinterp.learners import ad as adl
-from rlinterp.models import ad_transformer as adt
+from rlinterp import artifacts
 from rlinterp.studies import ad as ads
 from rlinterp.learners import sources
 from rlinterp.envs import darkroom as dr
-from rlinterp.pipeline.manifest import load_checkpoint, save_checkpoint
 from rlinterp.pipeline.report import claim, md, md_table
 from rlinterp.stats import band
 
@@ -91,29 +91,25 @@ torch.set_num_threads(1)  # training and evaluation on one CPU thread (the wall 
 torch.manual_seed(seed)
 train_goals, test_goals = dr.darkroom_goal_split(seed=0)
 oracle = dr.oracle_return(test_goals).mean()
-REBUILD = "rli run ad/01_incontext -p retrain=True -p save=True"
-
-
-def _log_to_ckpt(log):
-    return {k: (torch.as_tensor(v) if isinstance(v, np.ndarray) else v) for k, v in log.items()}
-
-
-MODEL = dict(n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers, cell_embedding=False)
+# the fit settings of each model: the declared (shipped) ones, with this chapter's parameters
+FITS = {name: artifacts.ARTIFACTS[name].config
+        for name in ("ad/darkroom_ad", "ad/darkroom_ed", "ad/darkroom_ad_qlearning")}
+MODEL = dict(histories_per_goal=histories_per_goal, n_source_episodes=n_source_episodes, batch_size=batch_size,
+             seed=seed, n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers)
+FITS["ad/darkroom_ad"] = replace(FITS["ad/darkroom_ad"], n_steps=n_steps, **MODEL)
+FITS["ad/darkroom_ed"] = replace(FITS["ad/darkroom_ed"], n_steps=n_steps // 2, **MODEL)
+FITS["ad/darkroom_ad_qlearning"] = replace(FITS["ad/darkroom_ad_qlearning"], batch_size=batch_size, seed=seed)
 if retrain:
-    ad_model, ad_log = adl.fit_darkroom("ad", train_goals, histories_per_goal, n_source_episodes, 1, n_steps,
-                                        batch_size, seed=seed, device=device, source="psrl", **MODEL)
-    ed_model, ed_log = adl.fit_darkroom("ed", train_goals, histories_per_goal, n_source_episodes, 1, n_steps // 2,
-                                        batch_size, seed=seed, device=device, **MODEL)
+    ad_model = artifacts.build("ad/darkroom_ad", config=FITS["ad/darkroom_ad"], device=device)
+    ed_model = artifacts.build("ad/darkroom_ed", config=FITS["ad/darkroom_ed"], device=device)
 else:
-    ad_ckpt, ed_ckpt = load_checkpoint("ad/darkroom_ad.pt"), load_checkpoint("ad/darkroom_ed.pt")
-    ad_model, ad_log = adt.ADTransformer.from_checkpoint(ad_ckpt, device), ad_ckpt["log"]
-    ed_model, ed_log = adt.ADTransformer.from_checkpoint(ed_ckpt, device), ed_ckpt["log"]
+    ad_model = artifacts.load("ad/darkroom_ad", device=device)
+    ed_model = artifacts.load("ad/darkroom_ed", device=device)
 if retrain_qlearning:  # the first AD model of this study: Q-learning histories, 4-episode windows 4 episodes apart
-    q_model, q_log = adl.fit_darkroom("ad", train_goals, 10, 120, 4, 3000, batch_size, seed=seed, device=device,
-                                      source="q_learning", n_ctx_episodes=4, d_model=64, n_layers=3)
+    q_model = artifacts.build("ad/darkroom_ad_qlearning", config=FITS["ad/darkroom_ad_qlearning"], device=device)
 else:
-    q_ckpt = load_checkpoint("ad/darkroom_ad_qlearning.pt")
-    q_model, q_log = adt.ADTransformer.from_checkpoint(q_ckpt, device), q_ckpt["log"]
+    q_model = artifacts.load("ad/darkroom_ad_qlearning", device=device)
+ad_log, ed_log, q_log = ad_model.train_log, ed_model.train_log, q_model.train_log
 
 # %% [markdown]
 # ## In-context learning on held-out goals
@@ -250,33 +246,16 @@ md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters,
 
 # %%
 goal_counts, widths = list(ablation_goals), list(ablation_d_models)
+grid = artifacts.AblationGrid(goals=goal_counts, d_models=widths, n_steps=ablation_steps, seeds=ablation_seeds,
+                              histories_per_goal=histories_per_goal, n_source_episodes=n_source_episodes,
+                              n_ctx_episodes=n_ctx_episodes, batch_size=batch_size, seed=seed,
+                              n_eval_episodes=n_eval_episodes, n_eval_seeds=n_eval_seeds)
 if retrain_ablation:
-    variants, curves = [], []
-    for w in widths:
-        for n in goal_counts:
-            if not 1 <= n <= len(train_goals):
-                raise ValueError(f"ablation_goals entries must lie in [1, {len(train_goals)}], got {n}")
-            per_goal = max(1, histories_per_goal * len(train_goals) // n)  # same amount of data for every n
-            for rep in range(ablation_seeds):
-                m_, log_ = adl.fit_darkroom("ad", train_goals[:n], per_goal, n_source_episodes, 1, ablation_steps,
-                                            batch_size, seed=seed + rep, device=device, source="psrl",
-                                            n_ctx_episodes=n_ctx_episodes, d_model=w, n_layers=2 if w < 64 else 3,
-                                            d_mlp=4 * w, cell_embedding=False, progress=False)
-                curves.append(ads.evaluate_darkroom(m_, test_goals, n_eval_episodes, n_eval_seeds, 1.0, seed=seed + 1))
-                tr_curve = ads.evaluate_darkroom(m_, train_goals[:n], n_eval_episodes, 1, 1.0, seed=seed + 1)
-                tr_oracle = dr.oracle_return(train_goals[:n]).mean()
-                variants.append({"d_model": w, "n_layers": 2 if w < 64 else 3, "seed": seed + rep,
-                                 "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,
-                                 "train return (last 5)": float(tr_curve[:, -5:].mean() / tr_oracle),
-                                 "train minutes": float(log_["wall_s"]) / 60,
-                                 "final loss": float(log_["loss"][-100:].mean())})
-    ablation = {"variants": variants, "curves": torch.as_tensor(np.stack(curves)), "n_steps": ablation_steps}
+    ablation = artifacts.build("ad/ablation", config=grid, device=device, progress=False)
     if save:
-        save_checkpoint(ablation, "ad/ablation.pt",
-                        command="rli run ad/01_incontext -p retrain_ablation=True -p save=True",
-                        metrics={"n_variants": len(variants)})
+        artifacts.save("ad/ablation", ablation, config=grid)
 else:
-    ablation = load_checkpoint("ad/ablation.pt")
+    ablation = artifacts.load("ad/ablation")
 abl_curves = np.asarray(ablation["curves"])  # (variants, rollouts, episodes)
 
 # %%
@@ -368,16 +347,9 @@ md(f"In numbers: at episode {k10}, AD distilled from PSRL earns {ad_m[k10 - 1] /
 
 # %%
 if retrain and save:
-    ad_metrics = {"return_ep1": float(ad_m[0]), f"return_ep{k10}": float(ad_m[k10 - 1]), "oracle": float(oracle),
-                  "episodes_to_80pct": hit_ad or -1, "wall_s": float(ad_log["wall_s"])}
-    save_checkpoint(ad_model.checkpoint(log=_log_to_ckpt(ad_log)), "ad/darkroom_ad.pt", command=REBUILD,
-                    metrics=ad_metrics)
-    save_checkpoint(ed_model.checkpoint(log=_log_to_ckpt(ed_log)), "ad/darkroom_ed.pt", command=REBUILD,
-                    metrics={"return_last": float(ed_m[-1]), "wall_s": float(ed_log["wall_s"])})
+    artifacts.save("ad/darkroom_ad", ad_model, config=FITS["ad/darkroom_ad"])
+    artifacts.save("ad/darkroom_ed", ed_model, config=FITS["ad/darkroom_ed"])
     md("Saved `data/ad/darkroom_ad.pt` and `data/ad/darkroom_ed.pt`.")
 if retrain_qlearning and save:
-    save_checkpoint(q_model.checkpoint(log=_log_to_ckpt(q_log)), "ad/darkroom_ad_qlearning.pt",
-                    command="rli run ad/01_incontext -p retrain_qlearning=True -p save=True",
-                    metrics={f"return_ep{k10}": float(q_m[k10 - 1]), "episodes_to_80pct": hit_q or -1,
-                             "wall_s": float(q_log["wall_s"])})
+    artifacts.save("ad/darkroom_ad_qlearning", q_model, config=FITS["ad/darkroom_ad_qlearning"])
     md("Saved `data/ad/darkroom_ad_qlearning.pt`.")

@@ -35,18 +35,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from rlinterp.learners import ad as adl
+from rlinterp import artifacts
 from rlinterp.models import ad_transformer as adt
 from rlinterp.studies import ad as ads
 from rlinterp.envs import darkroom as dr
 from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.probes import fit_probe
-from rlinterp.pipeline.manifest import load_checkpoint
 from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
-model = adt.ADTransformer.from_checkpoint(load_checkpoint("ad/darkroom_ad.pt"), device)
+model = artifacts.load("ad/darkroom_ad", device=device)
 cfg = model.ad_cfg
 K, T, L, H = cfg.n_ctx_episodes, cfg.episode_len, model.cfg.n_layers, model.cfg.n_heads
 if n_rollout_episodes < K:

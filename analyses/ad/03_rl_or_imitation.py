@@ -38,23 +38,20 @@ device: str = "cpu"  # torch device
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from rlinterp.learners import ad as adl
+from rlinterp import artifacts
 from rlinterp.models import ad_transformer as adt
 from rlinterp.studies import ad as ads
 from rlinterp.learners import sources
 from rlinterp.envs import darkroom as dr
 
-from rlinterp.pipeline.manifest import load_checkpoint
 from rlinterp.pipeline.report import md, md_table
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
-ckpt = load_checkpoint("ad/darkroom_ad.pt")
-model = adt.ADTransformer.from_checkpoint(ckpt, device)
+model = artifacts.load("ad/darkroom_ad", device=device)
 cfg = model.ad_cfg
 K, T, A, S, G = cfg.n_ctx_episodes, cfg.episode_len, cfg.n_actions, cfg.n_obs, cfg.grid_size
-stride = int(ckpt["log"]["stride"])
-source_name = str(ckpt["log"].get("source", "q_learning"))
+stride, source_name = model.stride, model.source
 learner = sources.DARKROOM_LEARNERS[source_name]
 if not 1 <= n_context <= K - 1:
     raise ValueError(f"n_context must lie in [1, {K - 1}] (the model's context holds {K} episodes), got {n_context}")

@@ -47,6 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rlinterp import artifacts
 from rlinterp.learners import dqn
 from rlinterp.stats import mean_interval, paired_difference
 from rlinterp.studies import coinflip as cf
@@ -56,14 +57,15 @@ from rlinterp.pipeline.report import claim, config_table, md, md_table
 if retrain:
     cfg = dqn.DQNConfig(total_steps=total_steps, num_games=num_games, batch_size=batch_size, d_hidden=d_hidden,
                         eval_every=eval_every, seed=seed)
-    model, history = dqn.train(cfg, device=device)
+    model = artifacts.build("coinflip/dqn", config=cfg, device=device)
 else:
-    model, history = dqn.load(device=device, with_history=True)
+    model = artifacts.load("coinflip/dqn", device=device)
+history = model.history
 cfg = model.cfg
 solution = bayes.solve(cfg.n_coins, cfg.n_flips, cfg.sigma, progress=False)
 metrics = cf.evaluate(model, num_games=mc_games, seed=seed + 1, solution=solution)
 if retrain and save:
-    dqn.save(model, history, metrics)
+    artifacts.save("coinflip/dqn", model, config=cfg)
 
 # %% [markdown]
 # ## Training

@@ -43,7 +43,6 @@ ig_method: str = "riemann_middle"  # Captum integration rule (midpoint: exact on
 gittins_grid: int = 4001  # grid points of the calibration pay-off for the Gittins index [range: [2, inf)]
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -51,7 +50,6 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from rlinterp.learners import dqn
 from rlinterp.models.qnet import QNetwork
 from rlinterp.stats import best_time
 from rlinterp.studies import coinflip_bayes as bayes
@@ -61,12 +59,13 @@ from rlinterp.interp import (
     integrated_gradients, logit_diff_metric, patch_nodes, roc_auc,
 )
 from rlinterp.interp.probes import cache_hook
+from rlinterp import artifacts
 from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)  # frugal, and the timings below are single-thread timings
 torch.manual_seed(seed)
 rng = np.random.default_rng(seed)
-model = dqn.load(device=device)
+model = artifacts.load("coinflip/dqn", device=device)
 cfg = model.cfg
 n, k = cfg.n_coins, cfg.n_flips
 solution = bayes.solve(n, k, cfg.sigma, progress=False)

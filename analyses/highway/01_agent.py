@@ -59,26 +59,22 @@ make_gif: bool = True  # embed an animated GIF of the rendered episode (HTML out
 
 # %%
 import base64
-import json
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 from IPython.display import HTML, display
 
-from rlinterp import DATA, ROOT
+from rlinterp import artifacts
 from rlinterp.learners import ddqn
-from rlinterp.models.ego_attention import build_network, n_params
+from rlinterp.models.ego_attention import n_params
 from rlinterp.studies import highway as hws
 from rlinterp.studies import highway_plots as hwp
 from rlinterp.envs import highway as hw
-from rlinterp.pipeline.manifest import atomic_write_bytes, data_path, read_manifest, register
 from rlinterp.pipeline.report import claim, config_table, md, md_table
 
 torch.manual_seed(seed)
-AGENTS = {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
-REBUILD = "rli run highway/01_agent -p retrain=True -p save=True"
+AGENTS = artifacts.HIGHWAY_AGENTS  # {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
 
 # %% [markdown]
 # ## Training
@@ -90,18 +86,14 @@ REBUILD = "rli run highway/01_agent -p retrain=True -p save=True"
 # %%
 models, curves = {}, {}
 for kind in AGENTS:
-    if retrain:
-        torch.set_num_threads(1)
+    if retrain:  # resumable: each run checkpoints itself under runs/highway/
         cfg = ddqn.DDQNConfig(network=kind, episodes=train_episodes, seed=seed, num_envs=num_envs, device=device)
-        run_dir = ROOT / "runs" / "highway" / f"book_{kind}_seed{seed}_ep{train_episodes}_envs{num_envs}"
-        result = ddqn.train(cfg, run_dir=run_dir, log_every=0)
-        models[kind] = result["model"].eval()
-        curves[kind] = dict(result["curve"], wall_time_s_total=result["wall_time_s"], train_config=result["config"])
+        models[kind] = artifacts.build(f"highway/{kind}", config=cfg, device=device)
         if save:
-            ddqn.save_agent(result, f"highway/{kind}", command=REBUILD)
+            artifacts.save(f"highway/{kind}", models[kind], config=cfg)
     else:
-        models[kind] = ddqn.load_agent(f"highway/{kind}.pt", device=device)
-        curves[kind] = json.loads(data_path(f"highway/{kind}_curve.json").read_text())
+        models[kind] = artifacts.load(f"highway/{kind}", device=device)
+    curves[kind] = models[kind].curve
 
 # %%
 #| echo: false
@@ -170,25 +162,13 @@ plt.show()
 # when the shipped checkpoints changed.
 
 # %%
-policies = {AGENTS[k]: ddqn.greedy_policy(models[k], device=device) for k in AGENTS}
-policies |= {f"Always {a}": hws.constant_policy(i) for i, a in enumerate(hw.ACTIONS)}
-policies["Random"] = hws.random_policy(seed)
-
-manifest = read_manifest()
-ckpt_hashes = {k: manifest.get(f"highway/{k}.pt", {}).get("sha256") for k in AGENTS}
-stored = None
-if not (reevaluate or retrain) and "highway/eval.json" in manifest:
-    stored = json.loads(data_path("highway/eval.json").read_text())
-    if stored["checkpoints"] != ckpt_hashes or stored["n_episodes"] < n_eval_episodes:
-        print("data/highway/eval.json is stale (other checkpoints or fewer episodes): re-evaluating")
-        stored = None
-if stored is None:
-    results = {name: hws.evaluate(p, n_eval_episodes, eval_seed, desc=name) for name, p in policies.items()}
-    stored = dict(n_episodes=n_eval_episodes, seed=eval_seed, checkpoints=ckpt_hashes, results=results)
+eval_cfg = artifacts.HighwayEval(n_episodes=n_eval_episodes, seed=eval_seed, random_seed=seed)
+if reevaluate or retrain or eval_cfg != artifacts.ARTIFACTS["highway/eval"].config:
+    stored = artifacts.build("highway/eval", config=eval_cfg, device=device, models=models)
     if save:
-        atomic_write_bytes(DATA / "highway/eval.json", json.dumps(stored, indent=1).encode())
-        register("highway/eval.json", command=REBUILD.replace("retrain=True", "reevaluate=True"),
-                 metrics={name: round(r["mean_return"], 3) for name, r in results.items()})
+        artifacts.save("highway/eval", stored, config=eval_cfg)
+else:
+    stored = artifacts.load("highway/eval")
 results = stored["results"]
 
 # %%

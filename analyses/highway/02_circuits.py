@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from rlinterp.learners import ddqn
+from rlinterp import artifacts
 from rlinterp.studies import highway as hws
 from rlinterp.envs.highway import ACTIONS, FEATURES
 from rlinterp.pipeline.report import claim, md, md_table
@@ -43,7 +43,7 @@ from scipy import stats
 torch.manual_seed(seed)
 np.random.seed(seed)
 torch.set_num_threads(1)
-model = ddqn.load_agent("highway/ego_attention.pt", device=device)
+model = artifacts.load("highway/ego_attention", device=device)
 D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device)
 obs = D["obs"].to(device)  # [T, 15, 7]
 with torch.no_grad():

@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from rlinterp.learners import ddqn
+from rlinterp import artifacts
 from rlinterp.studies import highway as hws
 from rlinterp.envs.highway import ACTIONS, FEATURES
 from rlinterp.interp import captum as at
@@ -53,8 +53,8 @@ from scipy import stats
 torch.manual_seed(seed)
 rng = np.random.default_rng(seed)
 torch.set_num_threads(1)
-model = ddqn.load_agent("highway/ego_attention.pt", device=device)
-model64 = ddqn.load_agent("highway/ego_attention.pt", device=device).double()
+model = artifacts.load("highway/ego_attention", device=device)
+model64 = artifacts.load("highway/ego_attention", device=device).double()
 D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device)
 obs = D["obs"].to(device)  # [T, 15, 7]
 with torch.no_grad():

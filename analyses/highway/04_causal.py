@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from rlinterp import artifacts
 from rlinterp.learners import ddqn
 from rlinterp.envs import highway as hw
 from rlinterp.stats import mean_interval, wilson
@@ -71,7 +72,7 @@ from rlinterp.pipeline.report import claim, md, md_table
 torch.set_num_threads(1)  # small batches: one thread is fastest, and the machine may be shared
 torch.manual_seed(seed)
 rng = np.random.default_rng(seed)
-model = ddqn.load_agent("highway/ego_attention.pt", device=device).eval()
+model = artifacts.load("highway/ego_attention", device=device)
 A = hw.ACTIONS
 
 # %% [markdown]

@@ -69,7 +69,6 @@ dense_seeds: int = 3  # planted dense / rotated models per kind [range: [1, inf)
 faithful_frac: float = 0.9  # faithfulness level for "edges needed" in the dense/low-rank comparison [range: (0, 1]]
 
 # %%
-import time
 import warnings
 
 import matplotlib.pyplot as plt

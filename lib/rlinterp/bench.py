@@ -13,10 +13,10 @@ Row = tuple[str, str, str, bool | None]
 
 
 def coinflip(fast: bool = False) -> list[Row]:
-    from rlinterp.learners import dqn
+    from rlinterp import artifacts
     from rlinterp.studies.coinflip import evaluate
 
-    model = dqn.load()
+    model = artifacts.load("coinflip/dqn")
     m = evaluate(model, num_games=20_000 if fast else 200_000)
     ci = f"[{m['mc_diff_lo']:+.4f}, {m['mc_diff_hi']:+.4f}]"
     return [
@@ -34,18 +34,17 @@ def ad(fast: bool = False) -> list[Row]:
     import numpy as np
     import torch
 
-    from rlinterp.models.ad_transformer import ADTransformer
+    from rlinterp import artifacts
     from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
-    from rlinterp.pipeline.manifest import load_checkpoint
 
     torch.manual_seed(0)
     torch.set_num_threads(1)  # small batches: extra threads only spin (and fight other jobs for the cores)
     _, test_goals = darkroom_goal_split(seed=0)
     oracle = oracle_return(test_goals).mean()
     n_seeds, n_eps = (1, 10) if fast else (5, 20)
-    curves = {k: evaluate_darkroom(ADTransformer.from_checkpoint(load_checkpoint(f"ad/darkroom_{k}.pt")), test_goals,
-                                   n_eps, n_seeds, 1.0, seed=1).mean(0) / oracle for k in ("ad", "ed")}
+    curves = {k: evaluate_darkroom(artifacts.load(f"ad/darkroom_{k}"), test_goals, n_eps, n_seeds, 1.0,
+                                   seed=1).mean(0) / oracle for k in ("ad", "ed")}
     hit = np.nonzero(curves["ad"] >= 0.8)[0]
     first = int(hit[0]) + 1 if len(hit) else None
     ed_gain = float(curves["ed"][-3:].mean() - curves["ed"][:3].mean())

@@ -7,7 +7,9 @@
     rli play coinflip                          play the coin-flip game against the Bayes-optimal policy and the DQN
     rli explore ad                             interactive Algorithm-Distillation explorer (Streamlit, local)
     rli bench [STUDY ...]                      the studies' target numbers (agent vs optimum, ...)
-    rli data verify                            check every file in data/ against data/MANIFEST.json
+    rli data list                              the shipped artifacts: name, files, size, description
+    rli data verify                            check data/ against data/MANIFEST.json and the artifact registry
+    rli data rebuild NAME [--save]             rebuild one artifact (default profile); --save replaces data/ files
 """
 from __future__ import annotations
 
@@ -148,9 +150,9 @@ def cmd_play(args) -> int:
     agent = None
     if not args.no_agent:
         try:
-            from rlinterp.learners import dqn
+            from rlinterp import artifacts
 
-            model = dqn.load()
+            model = artifacts.load("coinflip/dqn")
             c = model.cfg
             if (args.n_coins, args.n_flips) == (c.n_coins, c.n_flips):
                 agent = model.policy
@@ -202,13 +204,27 @@ def cmd_bench(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from rlinterp.pipeline.manifest import read_manifest, verify_all
+    from rlinterp import artifacts
 
-    problems = verify_all()
-    for p in problems:
-        print(p, file=sys.stderr)
-    print(f"{len(read_manifest()) - len(problems)} of {len(read_manifest())} data files verified")
-    return 1 if problems else 0
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if args.action == "list":
+        for row in artifacts.table(data_dir):
+            print(f"{row['name']:<26} {row['kind']:<6} {row['size'] / 1024:8.0f} KiB  {row['description']}")
+            print(f"    files: {', '.join('data/' + f for f in row['files'])}")
+        return 0
+    if args.action == "verify":
+        problems = artifacts.verify(data_dir)
+        for p in problems:
+            print(p, file=sys.stderr)
+        n_files = sum(len(a.files) for a in artifacts.ARTIFACTS.values())
+        print(f"{len(problems)} problem(s) in data/ (see above)" if problems
+              else f"{n_files} data files verified ({len(artifacts.ARTIFACTS)} artifacts, no unknown files)")
+        return 1 if problems else 0
+    if not args.name:
+        print("rli data rebuild: give the artifact's NAME (see `rli data list`)", file=sys.stderr)
+        return 2
+    artifacts.rebuild(args.name, save=args.save, device=args.device, progress=not args.quiet, data_dir=data_dir)
+    return 0
 
 
 def cmd_diff(args) -> int:
@@ -283,8 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", action="append", default=[], metavar="ANALYSIS", help="compare only these analyses")
     s.set_defaults(func=cmd_diff)
 
-    s = sub.add_parser("data", help="data manifest tools")
-    s.add_argument("action", choices=["verify"])
+    s = sub.add_parser("data", help="the shipped artifacts in data/: list, verify, rebuild")
+    s.add_argument("action", choices=["list", "verify", "rebuild"])
+    s.add_argument("name", nargs="?", help="with rebuild: the artifact (e.g. highway/mlp; see `rli data list`)")
+    s.add_argument("--save", action="store_true",
+                   help="with rebuild: replace the shipped files in data/ and register them (else runs/rebuild/NAME/)")
+    s.add_argument("--device", default="cpu", help="with rebuild: torch device")
+    s.add_argument("--quiet", action="store_true", help="with rebuild: no progress bars")
+    s.add_argument("--data-dir", help=argparse.SUPPRESS)  # tests: another data folder
     s.set_defaults(func=cmd_data)
     return p
 

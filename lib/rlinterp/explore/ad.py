@@ -18,8 +18,8 @@ import torch
 
 from rlinterp.envs import darkroom as dr
 from rlinterp.models import ad_transformer as adt
-from rlinterp.studies.ad import (SIZE, T, Context, analyse, attention_on_grid, context_tokens, draw_context,
-                                 edit_rewards, fit_probes, load_model, make_context, probe_readout, walk)
+from rlinterp.studies.ad import (SIZE, T, analyse, attention_on_grid, context_tokens, draw_context,
+                                 edit_rewards, fit_probes, make_context, probe_readout, walk)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -42,10 +42,12 @@ def main() -> None:  # pragma: no cover - exercised by tests/test_ad_explorer.py
     import pandas as pd
     import streamlit as st
 
+    from rlinterp import artifacts
+
     st.set_page_config(page_title="AD explorer", layout="wide")
     st.title("Algorithm Distillation explorer (Dark Room)")
     torch.set_num_threads(1)
-    model = st.cache_resource(load_model)()
+    model = st.cache_resource(artifacts.load)("ad/darkroom_ad")  # with model.stride and model.source
     K = model.ad_cfg.n_ctx_episodes
     ss = st.session_state
     ss.setdefault("path", [])

@@ -7,8 +7,10 @@ gradient step per environment transition once 64 transitions are stored.
 
 Run (resumes from ``<run_dir>/last.pt`` when it exists)::
 
-    python -m rlinterp.learners.ddqn --network ego_attention --episodes 3000 --num-envs 2 \\
-        --run-dir runs/highway/ego --save highway/ego_attention.pt
+    python -m rlinterp.learners.ddqn --network ego_attention --episodes 3000 --num-envs 2 --run-dir runs/highway/ego
+
+The shipped agents are the artifacts ``highway/ego_attention`` and ``highway/mlp`` (:mod:`rlinterp.artifacts`):
+``rli data rebuild highway/mlp [--save]`` trains one with its declared config.
 
 Determinism: given ``seed`` and ``num_envs`` a run is reproducible bit for bit on the same machine (torch on CPU
 with a fixed thread count; each environment worker owns a generator seeded ``seed * 1000 + i``; the vector env
@@ -226,38 +228,6 @@ def greedy_policy(model, device: str = "cpu") -> Callable[[np.ndarray], int]:
     return act
 
 
-def load_agent(name: str, device: str = "cpu"):
-    """A trained network from ``data/<name>`` (hash-verified via the manifest)."""
-    from rlinterp.pipeline.manifest import load_checkpoint
-
-    ck = load_checkpoint(name, map_location=device)
-    model = build_network(ck["network_config"], device=device)
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    return model
-
-
-def save_agent(result: dict[str, Any], name: str, command: str, metrics: dict[str, Any] | None = None) -> None:
-    """Ship the trained network as ``data/<name>.pt`` and its training curve as ``data/<name>_curve.json``."""
-    from rlinterp.pipeline.manifest import atomic_write_bytes, register, save_checkpoint
-    from rlinterp import DATA
-
-    model = result["model"]
-    curve = result["curve"]
-    metrics = dict(metrics or {})
-    metrics.update(episodes=len(curve["return"]), env_steps=result["env_steps"],
-                   wall_time_s=round(result["wall_time_s"], 1),
-                   final_return100=round(float(np.mean(curve["return"][-100:])), 4))
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_checkpoint(dict(state_dict=state, network_config=model.config, train_config=result["config"]),
-                    f"{name}.pt", command=command, metrics=metrics)
-    curve_name = f"{name}_curve.json"
-    payload = json.dumps(dict(curve, wall_time_s_total=round(result["wall_time_s"], 1),
-                              train_config=result["config"]), separators=(",", ":"))
-    atomic_write_bytes(DATA / curve_name, payload.encode())
-    register(curve_name, command=command, metrics={"episodes": len(curve["return"])})
-
-
 def main(argv: list[str] | None = None) -> None:
     from rlinterp.studies.highway import evaluate
 
@@ -269,15 +239,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--run-dir", default=None, help="folder for resumable checkpoints (resumes from last.pt)")
-    p.add_argument("--save", default=None, help="ship the final model as data/<SAVE> (e.g. highway/mlp.pt)")
     p.add_argument("--duration", type=int, default=None, help="override the episode duration (smoke runs)")
     p.add_argument("--evaluate", default=None, metavar="NAME",
-                   help="instead of training, evaluate the shipped agent data/<NAME> greedily and print JSON")
+                   help="instead of training, evaluate the shipped agent NAME (highway/ego_attention or highway/mlp) "
+                        "greedily and print JSON")
     p.add_argument("--eval-episodes", type=int, default=100)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.evaluate:
-        res = evaluate(greedy_policy(load_agent(a.evaluate, a.device), a.device), a.eval_episodes, desc=a.evaluate)
+        from rlinterp import artifacts
+
+        model = artifacts.load(a.evaluate, a.device)
+        res = evaluate(greedy_policy(model, a.device), a.eval_episodes, desc=a.evaluate)
         print(json.dumps({k: v for k, v in res.items() if k != "returns"}), flush=True)
         return
     cfg = DDQNConfig(network=a.network, episodes=a.episodes, seed=a.seed, num_envs=a.num_envs, device=a.device,
@@ -286,12 +259,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done: {len(result['curve']['return'])} episodes, {result['env_steps']} env steps, "
           f"{result['wall_time_s']:.0f}s, last-100 return {np.mean(result['curve']['return'][-100:]):.3f}",
           flush=True)
-    if a.save:
-        name = a.save.removesuffix(".pt")
-        command = (f"python -m rlinterp.learners.ddqn --network {a.network} --episodes {a.episodes} --seed {a.seed} "
-                   f"--num-envs {a.num_envs} --save {a.save}")
-        save_agent(result, name, command=command)
-        print(f"saved data/{name}.pt and data/{name}_curve.json", flush=True)
 
 
 if __name__ == "__main__":

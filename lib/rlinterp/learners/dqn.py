@@ -43,8 +43,6 @@ from rlinterp.envs.coinflip import BatchedCoinFlip, canonicalize
 from rlinterp.learners.replay import ReplayBuffer
 from rlinterp.models.qnet import QNetwork
 
-CHECKPOINT = "coinflip/dqn.pt"
-RETRAIN_COMMAND = "rli run coinflip/02_agent -p retrain=True -p save=True"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -251,34 +249,3 @@ def _train(cfg: DQNConfig, device: torch.device, progress: bool, evaluator: Call
     hist["wall_time"] = [time.time() - t0]
     hist["cpu_time"] = [time.process_time() - c0]
     return q_net.eval(), hist
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Checkpoint
-# ----------------------------------------------------------------------------------------------------------------------
-def save(model: QNetwork, history: dict[str, list], metrics: dict[str, Any], data_dir: Any = None):
-    """Write the checkpoint ``data/coinflip/dqn.pt`` (config dict, state_dict, history lists) and register it."""
-    from rlinterp.pipeline.manifest import save_checkpoint
-
-    if data_dir is None and model.cfg.to_dict() != DQNConfig().to_dict():
-        changed = {k: v for k, v in model.cfg.to_dict().items() if DQNConfig().to_dict()[k] != v}
-        raise ValueError(f"refusing to overwrite the shipped {CHECKPOINT}: it is the default configuration, this "
-                         f"model differs in {changed}; pass data_dir=... to save it elsewhere")
-    obj = {"config": model.cfg.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-           "history": {k: list(v) for k, v in history.items()}}
-    metrics = {"train_wall_s": float(history["wall_time"][0]), **metrics} if history.get("wall_time") else metrics
-    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-    return save_checkpoint(obj, CHECKPOINT, command=RETRAIN_COMMAND, metrics=metrics, data_dir=data_dir)
-
-
-def load(device: str = "cpu", data_dir: Any = None, with_history: bool = False):
-    """Load the shipped agent (hash verified against data/MANIFEST.json; a mismatch raises ``DataError``).
-
-    Returns the :class:`QNetwork` in eval mode, or ``(model, history)`` with ``with_history=True``."""
-    from rlinterp.pipeline.manifest import load_checkpoint
-
-    ckpt = load_checkpoint(CHECKPOINT, data_dir=data_dir, map_location=str(device))
-    model = QNetwork(DQNConfig.from_dict(ckpt["config"])).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return (model, ckpt["history"]) if with_history else model

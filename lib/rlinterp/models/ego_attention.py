@@ -39,7 +39,6 @@ import warnings
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 with warnings.catch_warnings():  # TransformerLens 3.x warns about this (project-standard) import path

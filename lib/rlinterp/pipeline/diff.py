@@ -18,7 +18,6 @@ For the working tree against a git ref (default: the merge base with ``main``):
 from __future__ import annotations
 
 import ast
-import base64
 import difflib
 import hashlib
 import html

@@ -2,9 +2,10 @@
 
 ``data/MANIFEST.json`` maps a path relative to ``data/`` to an entry::
 
-    {"sha256": "...", "size": 12345, "command": "rli run coinflip/02_agent -p retrain=True",
+    {"sha256": "...", "size": 12345, "command": "rli data rebuild coinflip/dqn --save",
      "metrics": {"expected_heads": 13.95}, "created": "2026-11-21T14:00:00Z"}
 
+Which artifact owns each file, and how it is built and loaded, is declared in :mod:`rlinterp.artifacts`.
 Loading goes through :func:`data_path` (or :func:`load_checkpoint`), which verifies the hash, so a corrupt or
 missing file is a clear error naming the file and the command that rebuilds it, never a silently wrong result.
 Writing goes through :func:`save_checkpoint` / :func:`register`, which write atomically (temp file + rename).
@@ -93,16 +94,19 @@ def register(name: str, command: str, metrics: dict[str, Any] | None = None,
     return entry
 
 
-def data_path(name: str, data_dir: Path | None = None) -> Path:
-    """Path of ``data/<name>`` after checking it exists and matches its manifest hash."""
+def data_path(name: str, data_dir: Path | None = None, command: str | None = None) -> Path:
+    """Path of ``data/<name>`` after checking it exists and matches its manifest hash.
+
+    Errors name the command that rebuilds the file: ``command`` when given (the artifact registry passes its
+    ``rli data rebuild NAME --save``), else the manifest entry's."""
     data_dir = Path(data_dir or DATA)
     manifest = read_manifest(data_dir)
     path = data_dir / name
     if name not in manifest:
-        raise DataError(f"data/{name} is not in data/{MANIFEST_NAME}; produce it with the analysis that trains it "
-                        f"(see `rli list`) so that it is registered")
+        how = f"`{command}`" if command else "the command of the artifact that owns it (see `rli data list`)"
+        raise DataError(f"data/{name} is not in data/{MANIFEST_NAME}; build and register it with {how}")
     entry = manifest[name]
-    rebuild = f"rebuild it with `{entry['command']}`"
+    rebuild = f"rebuild it with `{command or entry['command']}`"
     if not path.exists():
         raise DataError(f"data/{name} is missing; {rebuild} (or restore it with `git checkout -- data/{name}`)")
     digest = sha256_file(path)
@@ -112,21 +116,28 @@ def data_path(name: str, data_dir: Path | None = None) -> Path:
     return path
 
 
-def save_checkpoint(obj: dict[str, Any], name: str, command: str, metrics: dict[str, Any] | None = None,
-                    data_dir: Path | None = None) -> Path:
-    """``torch.save`` a checkpoint dict (state_dict, config, ...) to ``data/<name>`` atomically and register it."""
+def checkpoint_bytes(obj: dict[str, Any], name: str) -> bytes:
+    """``torch.save`` bytes of ``obj``, refused (``DataError``) unless ``torch.load(weights_only=True)`` reads them back,
+    so that no shipped file fails later, when a chapter loads it."""
     import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    try:  # refuse to ship a file that load_checkpoint (weights_only=True) could not read back
+    try:
         torch.load(io.BytesIO(buf.getvalue()), map_location="cpu", weights_only=True)
     except Exception as e:
         why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), str(e).splitlines()[0])
         raise DataError(f"refusing to save data/{name}: it would not load with torch.load(weights_only=True) ({why}); "
                         f"store plain Python numbers, lists, dicts and tensors (e.g. float(x) for numpy scalars)") from e
+    return buf.getvalue()
+
+
+def save_checkpoint(obj: dict[str, Any], name: str, command: str, metrics: dict[str, Any] | None = None,
+                    data_dir: Path | None = None) -> Path:
+    """``torch.save`` a checkpoint dict (state_dict, config, ...) to ``data/<name>`` atomically and register it."""
+    payload = checkpoint_bytes(obj, name)
     path = Path(data_dir or DATA) / name
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, payload)
     register(name, command, metrics, data_dir)
     return path
 
@@ -141,6 +152,25 @@ def load_checkpoint(name: str, data_dir: Path | None = None, map_location: str =
     except Exception as e:  # hash matched but the payload cannot be read: still a clear error
         entry = read_manifest(data_dir)[name]
         raise DataError(f"data/{name} could not be loaded ({e}); rebuild it with `{entry['command']}`") from e
+
+
+def set_command(name: str, command: str, data_dir: Path | None = None) -> dict[str, Any]:
+    """Change the recorded rebuild ``command`` of ``data/<name>``, leaving its file, hash, size, metrics and date alone.
+
+    The file must still match its recorded sha256 (a changed file needs :func:`register`, which rehashes)."""
+    data_path(name, data_dir)
+    manifest = read_manifest(data_dir)
+    manifest[name] = dict(manifest[name], command=command)
+    _write_manifest(manifest, data_dir)
+    return manifest[name]
+
+
+def unknown_files(data_dir: Path | None = None) -> list[str]:
+    """Files under ``data/`` (relative paths, sorted) that the manifest does not know (temp files included)."""
+    data_dir = Path(data_dir or DATA)
+    known = set(read_manifest(data_dir)) | {MANIFEST_NAME}
+    return sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*")
+                  if p.is_file() and p.relative_to(data_dir).as_posix() not in known)
 
 
 def verify_all(data_dir: Path | None = None) -> list[str]:

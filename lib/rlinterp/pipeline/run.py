@@ -221,4 +221,4 @@ def _failure_message(analysis: an.Analysis, err, failed: Path, chapter: Path | N
             f"--- failing cell ---\n{cell_src}\n--- traceback ---\n{tb}\n"
             f"The failed notebook is kept at {failed}; "
             + (f"the previous chapter {chapter} was left untouched." if chapter is not None else
-               f"no chapter was written (there was no previous one)."))
+               "no chapter was written (there was no previous one)."))

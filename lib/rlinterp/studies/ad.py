@@ -82,18 +82,6 @@ def evaluate_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int =
 # Contexts, the model's response, probes, drawing
 
 
-def load_model(device: str = "cpu") -> adt.ADTransformer:
-    """The shipped AD model (``data/ad/darkroom_ad.pt``), its training stride (``model.stride``) and the name of
-    the source it distils (``model.source``, a :func:`~rlinterp.learners.ad.fit_darkroom` source)."""
-    from rlinterp.pipeline.manifest import load_checkpoint
-
-    ckpt = load_checkpoint("ad/darkroom_ad.pt")
-    model = adt.ADTransformer.from_checkpoint(ckpt, device)
-    model.stride = int(ckpt["log"]["stride"])
-    model.source = str(ckpt["log"].get("source", "q_learning"))  # the first AD models predate the PSRL source
-    return model
-
-
 @dataclass
 class Context:
     """Past episodes ``obs, actions, rewards: (E, T)`` and the room's goal (x, y) for the current episode."""
