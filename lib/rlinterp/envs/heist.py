@@ -617,6 +617,21 @@ class BatchedHeist:
             self._load(int(i), self._draw_seed())
         return self.obs(), reward, terminated, truncated, info
 
+    _STATE = ("grid", "pos", "held", "t", "keys", "locks", "gem", "num_keys", "level_seed")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (arrays and the level-seed generator), for resumable training."""
+        d = {k: getattr(self, k).copy() for k in self._STATE}
+        d["rng"] = self.rng.bit_generator.state
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        for k in self._STATE:
+            if d[k].shape != getattr(self, k).shape:
+                raise ValueError(f"state {k!r} has shape {d[k].shape}, this env {getattr(self, k).shape}")
+            setattr(self, k, d[k].copy())
+        self.rng.bit_generator.state = d["rng"]
+
     def symbolic(self, i: int) -> dict[str, Any]:
         """The ``info`` dict of :class:`HeistEnv` for env ``i`` (current state)."""
         i = check_int("i", i, 0, self.num_envs - 1)
