@@ -126,6 +126,11 @@ def test_different_seeds_differ_and_env_draws_fresh_levels():
     for _ in range(20):
         seen.add(env.reset()[1]["level_seed"])
     assert len(seen) == 20
+    few = HeistEnv(num_levels=3)  # procgen's num_levels: only the first 3 training seeds
+    few.reset(seed=0)
+    assert {few.reset()[1]["level_seed"] for _ in range(30)} == {0, 1, 2}
+    assert set(BatchedHeist(30, HeistConfig(num_levels=3)).level_seed) == {0, 1, 2}
+    assert split_of(HeistEnv(split="test", num_levels=3).reset(seed=0)[1]["level_seed"]) == "test"
 
 
 @settings(max_examples=100, deadline=None)

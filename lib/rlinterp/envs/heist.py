@@ -48,7 +48,8 @@ key 0 rightmost. procgen's *easy* distribution: world 9 cells, difficulty ``d`` 
 * *Levels.* Each episode draws a fresh level seed; the level is a deterministic function of (level seed, config).
   **Split:** training levels use seeds in ``[0, 2**31)``, held-out levels seeds in ``[2**31, 2**32)``
   (:data:`SPLITS`, :func:`level_seeds`), so train and held-out seeds are disjoint by construction (small mazes can
-  still repeat a layout by chance under two different seeds).
+  still repeat a layout by chance under two different seeds). ``HeistConfig.num_levels = n`` restricts training to
+  the first ``n`` training seeds (procgen's ``num_levels``).
 
 ``info`` (every ``reset``/``step``) carries the symbolic state: ``agent`` (row, col), ``keys``/``locks`` (3, 2)
 positions (-1 where a key/lock does not exist), ``keys_present``/``locks_present`` (3,) still in the maze,
@@ -103,6 +104,8 @@ class HeistConfig:
     num_keys: int | None = None  # None: procgen's min(max_keys, d + U{0,1}); an int fixes the number of keys
     max_keys: int = 3  # cap of procgen's rule (procgen: 3)
     max_steps: int = 200  # truncation (procgen: 1000 steps of continuous movement)
+    num_levels: int = 0  # 0: a fresh training level every episode; n > 0: only the first n training seeds
+    #                      (procgen's num_levels; for generalisation experiments). The held-out split is unaffected.
 
     def __post_init__(self) -> None:
         check_int("min_difficulty", self.min_difficulty, 0)
@@ -113,6 +116,7 @@ class HeistConfig:
         if self.num_keys is not None:
             check_int("num_keys", self.num_keys, 0, 3)
         check_int("max_steps", self.max_steps, 1)
+        check_int("num_levels", self.num_levels, 0, 2**31)
 
     @property
     def max_maze(self) -> int:
@@ -139,6 +143,11 @@ def level_seeds(split: str, n: int, start: int = 0) -> np.ndarray:
     if lo + start + n > hi:
         raise ValueError(f"split {split!r} has {hi - lo} seeds; start {start} + n {n} is too many")
     return np.arange(lo + start, lo + start + n, dtype=np.int64)
+
+
+def _seed_range(split: str, cfg: "HeistConfig") -> tuple[int, int]:
+    lo, hi = SPLITS[split]
+    return (lo, lo + cfg.num_levels) if split == "train" and cfg.num_levels else (lo, hi)
 
 
 def split_of(level_seed: int) -> str:
@@ -372,7 +381,7 @@ def _sprites(p: int) -> np.ndarray:
     uu, vv = np.meshgrid(u, u, indexing="ij")
     disc = (uu - 0.5) ** 2 + (vv - 0.5) ** 2 <= 0.25 + 1e-9
     diamond = np.abs(uu - 0.5) + np.abs(vv - 0.5) <= 0.5 + 1e-9
-    hole = (np.abs(uu - 0.5) < 0.26) & (np.abs(vv - 0.5) < 0.26)
+    hole = (np.abs(uu - 0.5) < 0.26) & (np.abs(vv - 0.5) < 0.26) & (p >= 3)  # 2 px: a plain coloured block
     S = np.zeros((13, p, p, 3), np.int64)
     S[FLOOR] = floor
     S[WALL] = wall
@@ -479,7 +488,7 @@ class HeistEnv(gym.Env):
         if options and "level_seed" in options:
             ls = check_int("level_seed", options["level_seed"], 0, 2**32 - 1)
         else:
-            lo, hi = SPLITS[self.split]
+            lo, hi = _seed_range(self.split, self.config)
             ls = int(self.np_random.integers(lo, hi))
         self._load(make_level(ls, self.config))
         return self._obs(), self._info()
@@ -555,7 +564,7 @@ class BatchedHeist:
         self.reset()
 
     def _draw_seed(self) -> int:
-        lo, hi = SPLITS[self.split]
+        lo, hi = _seed_range(self.split, self.config)
         return int(self.rng.integers(lo, hi))
 
     def _load(self, i: int, level_seed: int) -> None:
