@@ -31,9 +31,10 @@ def data_copy(tmp_path):
 
 def _old_path(name):
     """The loading idioms the registry replaced, verbatim in spirit: manifest.load_checkpoint + the constructor."""
-    from rlinterp.agents.ad_transformer import ADTransformer
-    from rlinterp.agents.dqn import DQNConfig, QNetwork
-    from rlinterp.agents.ego_attention import build_network
+    from rlinterp.models.ad_transformer import ADTransformer
+    from rlinterp.learners.dqn import DQNConfig
+    from rlinterp.models.qnet import QNetwork
+    from rlinterp.models.ego_attention import build_network
 
     ckpt = manifest.load_checkpoint(artifacts.get(name).files[0])
     if name == "coinflip/dqn":
@@ -76,7 +77,7 @@ def test_load_returns_the_ready_model_of_the_old_loading_path(name):
 
 def test_declared_configs_are_the_shipped_runs():
     """Rebuilding with the declared config (the default profile) reproduces what is shipped, setting by setting."""
-    from rlinterp.agents.ad_transformer import ADConfig
+    from rlinterp.models.ad_transformer import ADConfig
 
     A = artifacts.ARTIFACTS
     assert artifacts.load("coinflip/dqn").cfg == A["coinflip/dqn"].config
