@@ -9,7 +9,7 @@ from rlinterp.models.gpt import GPTConfig, MyGPT, generate, sinusoidal_table, to
 from rlinterp.studies.culture import evaluate, predict_answers
 
 WORLD = QuizWorld()
-TINY_WORLD = {"height": 5, "width": 5, "n_colors": 7}
+TINY_WORLD = {"height": 6, "width": 6, "n_colors": 7}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_training_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
 def test_a_tiny_model_learns_an_easy_task(tmp_path):
     """replace_color, forward structure only: the answer cells' teacher-forced accuracy rises from chance."""
     torch.set_num_threads(1)
-    cfg = _tiny_cfg(world=dict(TINY_WORLD, tasks=("replace_color",)), structs=(0,), pool_size=400, n_steps=150,
+    cfg = _tiny_cfg(world=dict(TINY_WORLD, tasks=("replace_color",)), structs=(0,), pool_size=400, n_steps=400,
                     batch_size=16, lr=3e-3, warmup=10, ckpt_every=1000,
                     model=dict(d_model=48, n_layers=2, n_heads=2, d_mlp=96))
     w = cfg.make_world()
@@ -143,4 +143,4 @@ def test_a_tiny_model_learns_an_easy_task(tmp_path):
     res = evaluate(model, w, test)
     assert set(res["per_task"]) == {"replace_color"} and res["n"]["replace_color"] == 64
     m, lo, hi = res["all"]
-    assert 0 <= lo <= m <= hi <= 1 and res["answers"].shape == (64, 5, 5)
+    assert 0 <= lo <= m <= hi <= 1 and res["answers"].shape == (64, 6, 6)

@@ -508,8 +508,9 @@ class QuizWorld:
     heldout_frac: float = 0.1
 
     def __post_init__(self):
-        self.height = check_int("height", self.height, 5, 30)
-        self.width = check_int("width", self.width, 5, 30)
+        # 6 x 6 is the smallest grid every task can be drawn on (half_fill needs three 3-cell-tall rectangles)
+        self.height = check_int("height", self.height, 6, 30)
+        self.width = check_int("width", self.width, 6, 30)
         self.n_colors = check_int("n_colors", self.n_colors, MIN_COLORS, 64)
         self.tasks = tuple(self.tasks)
         if not self.tasks:
@@ -546,7 +547,7 @@ class QuizWorld:
     def sample_quiz(self, rng: np.random.Generator, task: str) -> tuple[np.ndarray, tuple]:
         """One quiz of ``task`` (any split): grids (4, H, W) in forward order and its ``theta``."""
         t = TASKS[check_choice("task", task, TASK_NAMES)]
-        while True:
+        for _ in range(10_000):
             c = rng.permutation(np.arange(1, self.n_colors))[:t.k]
             theta = t.params(rng, c)
             g = np.zeros((4, self.height, self.width), np.int64)
@@ -562,6 +563,7 @@ class QuizWorld:
                     break
             if ok and not (g[0] == g[2]).all():
                 return g, theta
+        raise RuntimeError(f"could not draw a {task} quiz on {self.height} x {self.width} grids in 10000 attempts")
 
     def generate(self, n: int, rng: np.random.Generator | int, split: str = "train",
                  tasks: Iterable[str] | None = None) -> "Quizzes":
