@@ -39,8 +39,7 @@ from rlinterp import artifacts
 from rlinterp.models import ad_transformer as adt
 from rlinterp.studies import ad as ads
 from rlinterp.envs import darkroom as dr
-from rlinterp.interp.lens import logit_lens
-from rlinterp.interp.probes import fit_probe
+from rlinterp.interp import fit_probe, logit_lens
 from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)

@@ -108,6 +108,10 @@ def render(root: Path, book_dir: Path | None = None, renderer: str = "auto", pro
         raise ValueError(f"renderer must be auto, quarto or pandoc, not {renderer!r}")
     if book_dir != root:
         _stage_book(root, book_dir)
+    from rlinterp.pipeline import reproduce
+
+    if reproduce.APPENDIX in [c for _, c in an.chapter_entries(an.quarto_config(book_dir))]:
+        reproduce.write_appendix(root, book_dir)  # generated from the build's records, never typed
     written = _write_placeholders(root, book_dir, profile)
     try:
         res = _render(book_dir, renderer)
