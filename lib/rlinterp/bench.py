@@ -57,7 +57,20 @@ def ad(fast: bool = False) -> list[Row]:
     ]
 
 
-STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip, "ad": ad}
+def heist(fast: bool = False) -> list[Row]:
+    """Throughput of the native Heist environment on one core (no agent is shipped yet: its targets — >= 90% of
+    held-out levels, successful episodes <= 1.3x the BFS-optimal length — are reported once one is)."""
+    from rlinterp.envs.heist import bench_steps_per_second
+
+    r = bench_steps_per_second(num_envs=64, steps=50 if fast else 200)
+    return [
+        ("env steps/s, one HeistEnv (symbolic info each step)", f"{r['single']:,.0f}", "", None),
+        ("env steps/s, BatchedHeist (64 envs)", f"{r['batched']:,.0f}", "", None),
+        ("agents (CNN, bilinear)", "not trained yet", "", None),
+    ]
+
+
+STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip, "ad": ad, "heist": heist}
 
 
 def bench(fast: bool = False, studies: list[str] | None = None, print_fn=print) -> dict[str, list[Row]]:
