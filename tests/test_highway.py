@@ -166,6 +166,11 @@ def test_ddqn_resume(tmp_path):
     assert len(resumed["curve"]["return"]) == 5 and resumed["env_steps"] > first["env_steps"]
     with pytest.raises(ValueError, match="different config"):
         ddqn.train(ddqn.DDQNConfig(seed=2, **TINY), run_dir=tmp_path, progress=False)
+    ck = torch.load(tmp_path / "last.pt", weights_only=False)  # a run folder left by an older trainer version
+    ck["buffer"] = {k: v for k, v in ck["buffer"].items() if k != "done"}
+    torch.save(ck, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match=f"cannot be resumed.*delete {tmp_path}"):
+        ddqn.train(cfg, run_dir=tmp_path, progress=False, log_every=0)
 
 
 def test_ddqn_loss_decreases(env):

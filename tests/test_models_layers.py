@@ -66,6 +66,9 @@ def test_replay_buffer_ring_and_sampling():
     assert all(torch.equal(getattr(buf, k), getattr(other, k)) for k in ("obs", "action", "reward", "done"))
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(3, 2).sample(1, np.random.default_rng(0))
+    old_format = {k: v for k, v in buf.state_dict().items() if k != "done"} | {"terminal": buf.done[:5]}
+    with pytest.raises(ValueError, match=r"lacks \['done'\]"):  # a buffer state from another version: clear error
+        ReplayBuffer(5, (2,)).load_state_dict(old_format)
 
 
 def test_every_shipped_checkpoint_loads_into_its_model():

@@ -130,12 +130,17 @@ def train(cfg: DDQNConfig, run_dir: str | Path | None = None, progress: bool = T
             if diff:
                 raise ValueError(f"{ckpt_path} was written with a different config {diff} (saved, now); use another "
                                  f"--run-dir or the same options (only --episodes may change on resume)")
-        q_net.load_state_dict(ck["q_net"]), target_net.load_state_dict(ck["target_net"])
-        optimizer.load_state_dict(ck["optimizer"])
-        buffer.load_state_dict(ck["buffer"])
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        curve, env_steps, grad_steps, wall_offset = ck["curve"], ck["env_steps"], ck["grad_steps"], ck["wall_time_s"]
+        try:
+            q_net.load_state_dict(ck["q_net"]), target_net.load_state_dict(ck["target_net"])
+            optimizer.load_state_dict(ck["optimizer"])
+            buffer.load_state_dict(ck["buffer"])
+            rng.bit_generator.state = ck["rng"]
+            torch.set_rng_state(ck["torch_rng"])
+            curve, env_steps, grad_steps = ck["curve"], ck["env_steps"], ck["grad_steps"]
+            wall_offset = ck["wall_time_s"]
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ValueError(f"{ckpt_path} cannot be resumed by this version of the trainer ({type(e).__name__}: {e}); "
+                             f"delete {Path(run_dir)} to train afresh, or pass another run_dir") from None
         print(f"resumed from {ckpt_path}: {len(curve['return'])} episodes, {env_steps} env steps", flush=True)
 
     def save_run() -> None:

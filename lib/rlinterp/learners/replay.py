@@ -68,6 +68,10 @@ class ReplayBuffer:
                     **{k: getattr(self, k)[:n].detach().cpu().clone() for k in KEYS})
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
+        missing = [k for k in ("capacity", "pos", "size", *KEYS) if k not in s]
+        if missing:
+            raise ValueError(f"replay state lacks {missing} (written by another version of the buffer?); it holds "
+                             f"{sorted(s)}")
         if s["capacity"] != self.capacity:
             raise ValueError(f"replay state has capacity {s['capacity']}, this buffer {self.capacity}")
         n = s["size"]
