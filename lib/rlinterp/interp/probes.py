@@ -49,7 +49,7 @@ class ProbeResult:
         """``((X - mean) / std) @ weight + bias`` for activations ``X`` [n, ...] (flattened to [n, d]). [n, k]"""
         X = torch.as_tensor(X).detach().cpu().to(self.weight.dtype)
         d = len(self.mean)
-        if X.ndim == 0 or X[0].numel() != d:
+        if X.ndim < 2 or X.numel() != len(X) * d:
             raise ValueError(f"ProbeResult: activations must be [n, ...] with {d} features per row, "
                              f"got shape {tuple(X.shape)}")
         return ((X.reshape(len(X), d) - self.mean) / self.std) @ self.weight + self.bias
