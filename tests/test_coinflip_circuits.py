@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlinterp.studies import coinflip as cf
 from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.envs.coinflip import CoinPrior
 from rlinterp.interp import fit_probe, integrated_gradients
@@ -111,3 +112,103 @@ def test_agent_implicit_index_tracks_q_star_and_gittins(agent):
     rows = np.arange(len(states))
     same = (states[rows, q.argmax(1)] == states[rows, (feats["gittins"] - 1e-9 * feats["flips"]).argmax(1)]).all(1)
     assert np.sum(reach * same) / reach.sum() > 0.9
+
+
+def test_stick_switch_pairs_are_minimal_stick_switch_contrasts(agent):
+    model, sol, states, left, _ = agent
+    prior = sol.prior
+    with torch.no_grad():
+        q = model(model.canonical_obs(states, left)).numpy()
+    pairs = cf.stick_switch_pairs(model, prior, states, left, q_values=q)
+    assert len(pairs) > 10
+    i = np.array([p[0] for p in pairs])
+    assert np.all(np.diff(i) > 0)
+    for i, cs, a, b in pairs:
+        s = states[i]
+        assert q[i].argmax() == a and s[a, 0] > 0 and (s.sum(-1) == 0).any()  # sticks with a flipped coin
+        mean = prior.posterior_mean(s[:, 0], s[:, 1])
+        assert mean[a] >= mean.max() - 1e-12  # ... that looks best
+        expected = s.copy()
+        expected[a] += (-1, 1)
+        assert (cs[a] == expected[a]).all() and sorted(map(tuple, cs)) == sorted(map(tuple, expected))
+        with torch.no_grad():
+            assert int(model(model.canonical_obs(cs[None], left[i:i + 1])).argmax()) == b  # switches
+        assert cs[b].sum() == 0 and s[b].sum() == 0 and prior.posterior_mean(cs[a, 0], cs[a, 1]) >= 0.5 - 1e-12
+    first = cf.stick_switch_pairs(model, prior, states[:2000], left[:2000])  # Q-values computed when absent
+    assert [(p[0], p[2], p[3]) for p in first] == [(p[0], p[2], p[3]) for p in pairs if p[0] < 2000]
+    with pytest.raises(ValueError, match="states"):
+        cf.stick_switch_pairs(model, prior, states[:, :3], left)
+    with pytest.raises(ValueError, match="q_values"):
+        cf.stick_switch_pairs(model, prior, states, left, q_values=q[:, :2])
+
+
+def test_fit_per_left_recovers_coefficients_per_group():
+    rng = np.random.default_rng(0)
+    S = 60
+    ls = np.repeat([1, 2, 3], S // 3)
+    x1, x2, w = rng.normal(size=S), rng.normal(size=S), rng.uniform(0.1, 1, S)
+    true = {1: (2.0, -1.0, 0.5), 2: (0.0, 3.0, -1.0), 3: (1.0, 1.0, 0.0)}
+    y = np.array([true[l][0] * a + true[l][1] * b + true[l][2] for l, a, b in zip(ls, x1, x2)])
+    r2, coefs = cf.fit_per_left(y, [x1, x2], w, ls)
+    assert r2 == pytest.approx(1.0) and set(coefs) == {1, 2, 3}
+    for l in true:
+        np.testing.assert_allclose(coefs[l], true[l], atol=1e-10)
+    # with noise: R² is the weighted one, against the weighted mean
+    yn = y + rng.normal(size=S)
+    r2n, cn = cf.fit_per_left(yn, [x1, x2], w, ls)
+    fitted = np.array([cn[l] @ (a, b, 1.0) for l, a, b in zip(ls, x1, x2)])
+    assert r2n == pytest.approx(1 - np.sum(w * (yn - fitted) ** 2) / np.sum(w * (yn - np.average(yn, weights=w)) ** 2))
+    # 2-d y: no intercept, each state's weight shared by its coins, R² against 0
+    Y, X = rng.normal(size=(S, 4)), rng.normal(size=(S, 4))
+    Y2 = np.where(ls[:, None] == 1, 2.0, -0.5) * X
+    r2_2, c2 = cf.fit_per_left(Y2, [X], w, ls)
+    assert r2_2 == pytest.approx(1.0) and c2[1] == pytest.approx([2.0]) and c2[3] == pytest.approx([-0.5])
+    assert cf.fit_per_left(Y, [X], w, ls)[0] < 0.5
+    for args, msg in [((y, [x1[:5]], w, ls), "X"), ((y, [x1], w[:5], ls), "w and flips_left"),
+                      ((y, [x1], -w, ls), "non-negative"), ((np.zeros((2, 2, 2)), [x1], w, ls), "y")]:
+        with pytest.raises(ValueError, match=msg):
+            cf.fit_per_left(*args)
+
+
+def test_mean_plus_c_sd_probs():
+    prior = CoinPrior(0.3, max_count=10)
+    counts = np.array([[[3, 1], [0, 0], [1, 2]], [[2, 0], [1, 1], [0, 0]]])  # canonical (S=2, n=3, 2)
+    left = np.array([5, 2])
+    f = bayes.coin_features(prior, counts, left)
+    for c_by_left in ({}, {5: 0.5, 2: 3.0}, {5: 10.0}):
+        probs = bayes.mean_plus_c_sd_probs(prior, c_by_left)(counts, left)
+        c = np.array([c_by_left.get(5, 0.0), c_by_left.get(2, 0.0)])[:, None]
+        expected = np.eye(3)[(f["mean"] + c * f["std"]).argmax(1)]
+        np.testing.assert_array_equal(probs, expected)
+    assert bayes.mean_plus_c_sd_probs(prior, {5: 10.0})(counts, left)[0].argmax() == 1  # a large bonus explores
+    with pytest.raises(ValueError, match="c_by_left"):
+        bayes.mean_plus_c_sd_probs(prior, {5: float("nan")})
+    with pytest.raises(ValueError, match="c_by_left"):
+        bayes.mean_plus_c_sd_probs(prior, [0.5])
+
+
+def test_ig_roles_sum_to_the_decision_change(agent):
+    model, _, states, left, reach = agent
+    idx = np.random.default_rng(3).choice(len(states), 24, replace=False, p=reach / reach.sum())
+    x = model.canonical_obs(states[idx], left[idx])
+    n = model.cfg.n_coins
+    a = torch.as_tensor(np.random.default_rng(4).integers(0, n, 24))
+    b = (a + 1) % n
+    roles, delta = cf.ig_roles(model, x, a, b, n_steps=512, method="riemann_middle")
+    assert list(roles) == ["incumbent heads", "incumbent tails", "other coins' heads", "other coins' tails",
+                           "flips left"]
+    assert all(r.shape == (24,) for r in roles.values()) and float(delta.abs().max()) < 1e-3
+    with torch.no_grad():
+        q, q0 = model(x), model(torch.zeros_like(x))
+    ar = torch.arange(24)
+    gap = (q[ar, a] - q[ar, b]) - (q0[ar, a] - q0[ar, b])
+    np.testing.assert_allclose(sum(roles.values()), gap.numpy(), atol=1e-3)
+    # the incumbent's inputs by hand for one row
+    attr, _ = integrated_gradients(model, x[:1], fn=lambda qq: qq[:, int(a[0])] - qq[:, int(b[0])],
+                                   baselines=torch.zeros_like(x[:1]), n_steps=512, method="riemann_middle")
+    assert roles["incumbent heads"][0] == pytest.approx(float(attr[0, 2 * int(a[0])]), abs=1e-5)
+    assert roles["flips left"][0] == pytest.approx(float(attr[0, -1]), abs=1e-5)
+    with pytest.raises(ValueError, match="a_slots"):
+        cf.ig_roles(model, x, a + n, b)
+    with pytest.raises(ValueError, match="x must"):
+        cf.ig_roles(model, x[:, :5], a, b)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rlinterp.envs  # noqa: F401  (registers rlinterp/Heist-v0)
-from rlinterp.envs.heist import (DELTAS, GEM_GOAL, KEY, LOCK, SPLITS, WALL, BatchedHeist, HeistConfig, HeistEnv,
+from rlinterp.envs.heist import (DELTAS, GEM_GOAL, LOCK, SPLITS, WALL, BatchedHeist, HeistConfig, HeistEnv,
                                  bench_steps_per_second, level_seeds, make_level, solve, split_of)
 
 seeds = st.integers(0, 2**32 - 1)

@@ -98,3 +98,52 @@ def test_single_vehicle_scenes(data):
     torch.testing.assert_close(sc[:, 1, 5] ** 2 + sc[:, 1, 6] ** 2, torch.ones(2))
     with pytest.raises(ValueError):
         hws.single_vehicle_scenes(torch.zeros(7), rel, torch.zeros(2), torch.zeros(2))
+
+
+def test_vehicle_table_geometry_and_weights():
+    obs = torch.zeros(2, 15, 7)
+    obs[:, 0] = torch.tensor([1.0, 0.0, 0.0, 0.25, 0.0, 1.0, 0.0])  # ego at the origin, 5 m/s along +x, heading +x
+    obs[0, 1] = torch.tensor([1.0, 0.2, 0.0, 0.0, 0.0, 1.0, 0.0])  # 20 m ahead, standing: closing at 5 m/s
+    obs[0, 3] = torch.tensor([1.0, 0.0, -0.1, 0.0, 0.5, 0.0, 1.0])  # 10 m to the right, driving towards the ego path at 10 m/s
+    obs[1, 2] = torch.tensor([1.0, -0.3, 0.4, 0.0, 0.0, 1.0, 0.0])  # 50 m behind-left
+    pattern = torch.softmax(torch.randn(2, 2, 15, generator=torch.Generator().manual_seed(0)), -1)
+    V = hws.vehicle_table(obs, pattern)
+    assert list(V.columns) == ["obs", "vehicle", "distance", "closing", "speed", "ahead", "nearest", "w0", "w1"]
+    assert V[["obs", "vehicle"]].values.tolist() == [[0, 1], [0, 3], [1, 2]]
+    assert V.distance.tolist() == pytest.approx([20.0, 10.0, 50.0], abs=1e-5)
+    assert V.closing.tolist() == pytest.approx([5.0, 10.0, -5 * 0.6], abs=1e-5)
+    assert V.speed.tolist() == pytest.approx([0.0, 10.0, 0.0], abs=1e-5)
+    assert V.ahead.tolist() == [True, False, False] and V.nearest.tolist() == [False, True, True]
+    assert V.w1.tolist() == pytest.approx([float(pattern[0, 1, 1]), float(pattern[0, 1, 3]), float(pattern[1, 1, 2])])
+    with pytest.raises(ValueError, match="obs"):
+        hws.vehicle_table(obs[:, :10], pattern)
+    with pytest.raises(ValueError, match="pattern"):
+        hws.vehicle_table(obs, pattern[:1])
+
+
+def test_random_scenes_variables_match_the_scenes(data):
+    import numpy as np
+    obs = data["obs"]
+    ego = obs[0, 0]
+    scenes, var = hws.random_scenes(50, np.random.default_rng(3), ego=ego)
+    assert scenes.shape == (50, 15, 7) and (scenes[:, 0] == ego).all() and (scenes[:, 2:] == 0).all()
+    assert list(var.columns) == ["distance", "closing speed", "other speed", "ahead", "crossing", "ego speed"]
+    assert var.distance.between(5, 60).all() and var["other speed"].between(0, 10).all()
+    rel = (scenes[:, 1, 1:3] - scenes[:, 0, 1:3]).double().numpy() * 100  # exact where the position is not clipped
+    inside = (scenes[:, 1, 1:3].abs() < 1).all(1).numpy()
+    assert inside.sum() > 10
+    np.testing.assert_allclose(np.linalg.norm(rel, axis=1)[inside], var.distance[inside], rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(scenes[:, 1, 3:5].double().numpy() * 20, axis=1), var["other speed"],
+                               atol=1e-4)
+    np.testing.assert_allclose(var["ego speed"], float(ego[3:5].norm() * 20), rtol=1e-6)
+    assert var.crossing.between(0, 1 + 1e-9).all() and var.ahead.between(-1 - 1e-9, 1 + 1e-9).all()
+    # the same generator state gives the same scenes; ego rows drawn from real observations
+    s2, v2 = hws.random_scenes(50, np.random.default_rng(3), ego=ego)
+    assert torch.equal(s2, scenes) and v2.equals(var)
+    se, _ = hws.random_scenes(20, np.random.default_rng(4), obs=obs)
+    assert all(any(torch.equal(row, o) for o in obs[:, 0]) for row in se[:, 0])
+    for kw, msg in [({}, "exactly one"), ({"ego": ego, "obs": obs}, "exactly one"), ({"obs": obs[0]}, "obs")]:
+        with pytest.raises(ValueError, match=msg):
+            hws.random_scenes(5, np.random.default_rng(0), **kw)
+    with pytest.raises(ValueError, match="n"):
+        hws.random_scenes(0, np.random.default_rng(0), ego=ego)

@@ -1,5 +1,6 @@
 """Probes recover a planted linear feature and stay at chance on controls; logit lens; feature visualisation."""
 import itertools
+import math
 
 import pytest
 import torch
@@ -39,6 +40,59 @@ def test_logistic_probe_and_control_model():
     assert r2.score >= 0.95
     with pytest.raises(ValueError, match="kind"):
         fit_probe(torch.zeros(10, 2), torch.zeros(10), kind="svm")
+
+
+def test_probe_result_predicts_like_its_fit():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(400, 3, 4, generator=g) * torch.linspace(0.5, 3, 12).reshape(3, 4) + 2.0
+    w = torch.randn(12, generator=g)
+    # logistic: 3 classes from a noisy linear score; predict on the held-out rows reproduces the reported accuracy
+    s = X.reshape(400, -1) @ w + 0.5 * torch.randn(400, generator=g)
+    y = torch.bucketize(s, s.quantile(torch.tensor([1 / 3, 2 / 3])))
+    r = fit_probe(X, y, kind="logistic", seed=3, test_frac=0.25, n_classes=4)
+    assert r.weight.shape == (12, 4) and r.bias.shape == (4,) and r.mean.shape == (12,) and r.std.shape == (12,)
+    assert len(r.test_idx) == 100 and len(r.train_idx) == 300
+    assert float((r.predict(X[r.test_idx]) == y[r.test_idx]).double().mean()) == r.score
+    assert float((r.predict(X[r.train_idx]) == y[r.train_idx]).double().mean()) == r.train_score
+    assert 0.6 < r.score <= 1 and r.chance < 0.45
+    # new data: the stored standardisation, weights and bias by hand
+    Xn = torch.randn(7, 3, 4, generator=g)
+    mu, sd = X[r.train_idx].reshape(300, -1).double().mean(0), X[r.train_idx].reshape(300, -1).double().std(0)
+    z = ((Xn.reshape(7, -1).double() - mu) / sd) @ r.weight + r.bias
+    torch.testing.assert_close(r.predict_proba(Xn), torch.softmax(z, -1))
+    assert torch.equal(r.predict(Xn), z.argmax(-1))
+    assert r.predict_proba(Xn).shape == (7, 4)  # n_classes beyond the labels' max
+    # ridge: values with the labels' trailing shape; held-out R² from predict matches
+    Y = torch.stack([X.reshape(400, -1) @ w, -(X.reshape(400, -1) @ w)], 1).reshape(400, 2, 1)
+    rr = fit_probe(X, Y, kind="ridge", alpha=0.1, seed=1)
+    pred = rr.predict(X[rr.test_idx])
+    assert pred.shape == (len(rr.test_idx), 2, 1)
+    yt, ytr = Y[rr.test_idx].double(), Y[rr.train_idx].double()
+    r2 = 1 - ((yt - pred) ** 2).sum() / ((yt - ytr.mean(0)) ** 2).sum()
+    assert float(r2) == pytest.approx(rr.score, abs=1e-12) and rr.score > 0.999
+    zr = ((Xn.reshape(7, -1).double() - rr.mean) / rr.std) @ rr.weight + rr.bias
+    torch.testing.assert_close(rr.predict(Xn), zr.reshape(7, 2, 1))
+    with pytest.raises(ValueError, match="logistic"):
+        rr.predict_proba(Xn)
+    with pytest.raises(ValueError, match="12 features"):
+        r.predict(torch.zeros(5, 11))
+    # control=None skips the control fit
+    assert math.isnan(fit_probe(X, y, kind="logistic", control=None).control)
+
+
+def test_fit_probe_rejects_bad_parameters():
+    X, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
+    for kw, msg in [({"alpha": -1.0}, "alpha"), ({"test_frac": 1.5}, "test_frac"), ({"test_frac": 0.99}, "no training"),
+                    ({"steps": 0}, "steps"), ({"seed": 0.5}, "seed"), ({"n_classes": 1}, "n_classes"),
+                    ({"control": "random"}, "control"), ({"control": torch.zeros(5, 3)}, "control")]:
+        with pytest.raises(ValueError, match=msg):
+            fit_probe(X, y, kind="logistic", **kw)
+    with pytest.raises(ValueError, match="same n"):
+        fit_probe(X, y[:10])
+    with pytest.raises(ValueError, match="class ind"):
+        fit_probe(X, torch.full((20,), 0.5), kind="logistic")
+    with pytest.raises(ValueError, match="goes up to|go up to"):
+        fit_probe(X, torch.arange(20) % 4, kind="logistic", n_classes=3)
 
 
 def test_logit_lens_transformer_and_custom_readout():

@@ -52,11 +52,11 @@ from scipy.stats import spearmanr
 
 from rlinterp.models.qnet import QNetwork
 from rlinterp.stats import best_time
+from rlinterp.studies import coinflip as cf
 from rlinterp.studies import coinflip_bayes as bayes
-from rlinterp.envs.coinflip import canonicalize
 from rlinterp.interp import (
     Hypothesis, acdc, attribution_patching, causal_scrubbing, draw_circuit, eap, eap_ig, fit_probe,
-    integrated_gradients, logit_diff_metric, patch_nodes, roc_auc,
+    logit_diff_metric, patch_nodes, roc_auc,
 )
 from rlinterp.interp.probes import cache_hook
 from rlinterp import artifacts
@@ -192,29 +192,7 @@ md(f"Flips left is linearly decodable everywhere (R² {ps.loc[('flips left', 'ml
 # outside $C$ carries its corrupted value: 1 means the circuit alone reproduces the clean decision.
 
 # %%
-def stick_switch_pairs():
-    """(clean index into `states`, corrupted canonical counts, stick slot a, switch slot b) for every valid pair."""
-    rows = np.arange(len(states))
-    choice = q_agent.argmax(1)
-    mean, flips = feats["mean"], feats["flips"]
-    best = (mean >= mean.max(1, keepdims=True) - 1e-12).argmax(1)
-    cand = np.nonzero((choice == best) & (flips[rows, choice] > 0) & (flips == 0).any(1)
-                      & (states[rows, choice, 0] > 0))[0]
-    out = []
-    for i in cand:
-        a = choice[i]
-        c = states[i].copy()
-        c[a] += (-1, 1)  # one of the incumbent's heads becomes a tail
-        cs, perm = canonicalize(c[None])
-        with torch.no_grad():
-            b = int(model(model.canonical_obs(cs, left[i:i + 1])).argmax(1)[0])
-        if (perm[0, a] == a and cs[0, b].sum() == 0 and states[i, b].sum() == 0
-                and prior.posterior_mean(cs[0, a, 0], cs[0, a, 1]) >= 0.5 - 1e-12):
-            out.append((i, cs[0], a, b))
-    return out
-
-
-all_pairs = stick_switch_pairs()
+all_pairs = cf.stick_switch_pairs(model, prior, states, left, q_values=q_agent)
 w_pairs = reach[[p[0] for p in all_pairs]]
 pick = rng.choice(len(all_pairs), size=min(n_pairs, len(all_pairs)), replace=False, p=w_pairs / w_pairs.sum())
 pairs = [all_pairs[i] for i in sorted(pick)]
@@ -561,24 +539,8 @@ unfl = (flips_ == 0).argmax(1)
 contrast = lambda a: (a[rows_, best_] - a[rows_, unfl])[has]  # noqa: E731
 
 
-def fit_per_left(y, X, w, ls):
-    """Weighted least squares of y on the columns of X (list of arrays shaped like y) with one coefficient vector
-    (and, for 1-d y, an intercept) per flips-left value ``ls``. Returns (R², {flips left: coefficients})."""
-    fitted, coefs = np.zeros_like(y), {}
-    for l in np.unique(ls):
-        s = ls == l
-        A = np.stack([x[s].ravel() for x in X] + ([np.ones(s.sum())] if y.ndim == 1 else []), 1)
-        ww = np.repeat(w[s], y.shape[1]) if y.ndim == 2 else w[s]
-        beta = np.linalg.lstsq(A * np.sqrt(ww)[:, None], y[s].ravel() * np.sqrt(ww), rcond=None)[0]
-        fitted[s] = (A @ beta).reshape(y[s].shape)
-        coefs[int(l)] = beta
-    wf = w[:, None] if y.ndim == 2 else w
-    centred = y if y.ndim == 2 else y - np.average(y, weights=w)
-    return float(1 - (wf * (y - fitted) ** 2).sum() / (wf * centred**2).sum()), coefs
-
-
 y_all, y_con, w_con, l_con = centre(q_agent), contrast(q_agent), reach[has], left[has]
-_, coef_c = fit_per_left(y_con, [contrast(feats["mean"]), contrast(feats["std"])], w_con, l_con)
+_, coef_c = cf.fit_per_left(y_con, [contrast(feats["mean"]), contrast(feats["std"])], w_con, l_con)
 c_agent = {l: b[1] / b[0] for l, b in coef_c.items()}
 c_arr = np.array([c_agent.get(int(l), 0.0) for l in left])[:, None]
 scores["posterior mean + c sd (agent's c)"] = feats["mean"] + c_arr * feats["std"]
@@ -597,20 +559,15 @@ def index_probs(name):
         return bayes.bayes_ucb_probs(prior, k)
     if name == "posterior mean":
         return bayes.greedy_probs(prior)
-
-    def fn(sorted_counts, flips_left):  # mean + c sd with the agent's c per flips left
-        f = bayes.coin_features(prior, sorted_counts, flips_left)
-        c = np.array([c_agent.get(int(l), 0.0) for l in flips_left])[:, None]
-        return bayes.first_argmax_onehot(f["mean"] + c * f["std"] - 1e-9 * f["flips"], tol=1e-12)
-    return fn
+    return bayes.mean_plus_c_sd_probs(prior, c_agent)  # with the agent's c per flips left
 
 
 index_rows = []
 for name, sc_ in scores.items():
     index_rows.append({
         "index": name,
-        "R2 all coins": fit_per_left(y_all, [centre(sc_)], reach, left)[0],
-        "R2 stick-switch": fit_per_left(y_con, [contrast(sc_)], w_con, l_con)[0],
+        "R2 all coins": cf.fit_per_left(y_all, [centre(sc_)], reach, left)[0],
+        "R2 stick-switch": cf.fit_per_left(y_con, [contrast(sc_)], w_con, l_con)[0],
         "same choice as agent": same_coin((sc_ - 1e-9 * flips_).argmax(1)),
         "policy value (exact)": float(bayes.evaluate_exact(index_probs(name), n, k, cfg.sigma)),
     })
@@ -711,29 +668,8 @@ md(f"Over all coins, the agent's centred Q-values are explained to R² {it.loc['
 # baseline's, so they receive nothing).
 
 # %%
-def ig_roles(x, a_slots, b_slots):
-    attr = torch.zeros_like(x)
-    delta = torch.zeros(len(x))
-    base = torch.zeros_like(x)
-    for a_, b_ in sorted({(int(a), int(b)) for a, b in zip(a_slots, b_slots)}):
-        sel = (a_slots == a_) & (b_slots == b_)
-        at, de = integrated_gradients(model, x[sel], fn=lambda q, a_=a_, b_=b_: q[:, a_] - q[:, b_],
-                                      baselines=base[sel], n_steps=ig_n_steps, method=ig_method)
-        attr[sel], delta[sel] = at.detach(), de.detach().float().cpu()
-    A = attr.cpu().numpy()
-    ar = np.arange(len(A))
-    a_np = a_slots.cpu().numpy()
-    heads, tails = A[:, 0:2 * n:2], A[:, 1:2 * n:2]
-    other = np.ones((len(A), n), bool)
-    other[ar, a_np] = False
-    roles = {"incumbent heads": heads[ar, a_np], "incumbent tails": tails[ar, a_np],
-             "other coins' heads": (heads * other).sum(1), "other coins' tails": (tails * other).sum(1),
-             "flips left": A[:, -1]}
-    return roles, delta
-
-
-roles_clean, delta_clean = ig_roles(clean, slot_a, slot_b)
-roles_corrupt, delta_corrupt = ig_roles(corrupt, slot_a, slot_b)
+roles_clean, delta_clean = cf.ig_roles(model, clean, slot_a, slot_b, ig_n_steps, ig_method)
+roles_corrupt, delta_corrupt = cf.ig_roles(model, corrupt, slot_a, slot_b, ig_n_steps, ig_method)
 ig_completeness = float(torch.cat([delta_clean, delta_corrupt]).abs().max())
 ig_tbl = pd.DataFrame([{"input": r, "clean (sticks)": float(np.mean(roles_clean[r])),
                         "corrupted (switches)": float(np.mean(roles_corrupt[r])),

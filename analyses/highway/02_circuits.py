@@ -172,26 +172,8 @@ md("Reading the FASTER − SLOWER difference of @fig-highway-ov: " + "; ".join(l
 # distributes its attention.
 
 # %%
-def vehicle_table(obs: torch.Tensor, pattern: torch.Tensor) -> pd.DataFrame:
-    """One row per (observation, present other vehicle): geometry relative to the ego and each head's weight."""
-    o = obs.numpy().astype(float)
-    pos, vel = o[..., 1:3] * 100.0, o[..., 3:5] * 20.0  # metres, m/s
-    rel, rvel = pos[:, 1:] - pos[:, :1], vel[:, 1:] - vel[:, :1]
-    dist = np.linalg.norm(rel, axis=-1)
-    closing = -(rel * rvel).sum(-1) / np.maximum(dist, 1e-6)
-    ahead = (rel * o[:, :1, 5:7]).sum(-1)
-    b, j = np.nonzero(o[:, 1:, 0] >= 0.5)
-    rank = np.argsort(np.argsort(np.where(o[:, 1:, 0] >= 0.5, dist, np.inf), axis=1), axis=1)
-    df = pd.DataFrame(dict(obs=b, vehicle=j + 1, distance=dist[b, j], closing=closing[b, j],
-                           speed=np.linalg.norm(vel[:, 1:], axis=-1)[b, j], ahead=ahead[b, j] > 0,
-                           nearest=rank[b, j] == 0))
-    for h in range(pattern.shape[1]):
-        df[f"w{h}"] = pattern[b, h, j + 1].numpy()
-    return df
-
-
 pattern = cache["attn.hook_pattern"]  # [T, H, 15]
-V = vehicle_table(obs, pattern)
+V = hws.vehicle_table(obs, pattern)
 rows = []
 for h in range(H):
     w = V[f"w{h}"]

@@ -281,29 +281,6 @@ md(f"{dead} of the 64 last-layer neurons never fire on these episodes and {alway
 # other-vehicle variable with the sign; its **effect** is its weight in the head on FASTER − SLOWER.
 
 # %%
-def random_scenes(n: int, gen: np.random.Generator, ego: torch.Tensor | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
-    """n valid single-vehicle scenes and their interpretable variables; the ego row is ``ego`` or a random real one."""
-    egos = obs[torch.as_tensor(gen.integers(0, len(obs), n))][:, 0] if ego is None else ego[None].expand(n, -1)
-    dist, bearing = gen.uniform(5, 60, n), gen.uniform(-np.pi, np.pi, n)
-    heading = gen.integers(0, 4, n) * np.pi / 2
-    speed = gen.uniform(0, 10, n)
-    rel = np.stack([dist * np.cos(bearing), dist * np.sin(bearing)], -1)
-    scenes = torch.stack([hws.single_vehicle_scenes(egos[i], torch.tensor(rel[i:i + 1], dtype=torch.float32),
-                                                   torch.tensor(heading[i:i + 1], dtype=torch.float32),
-                                                   torch.tensor(speed[i:i + 1], dtype=torch.float32))[0]
-                          for i in range(n)])
-    e = egos.numpy().astype(float)
-    ego_v = e[:, 3:5] * 20
-    oth_v = speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], -1)
-    closing = -(rel * (oth_v - ego_v)).sum(-1) / dist
-    ego_dir = e[:, 5:7]
-    var = pd.DataFrame({"distance": dist, "closing speed": closing, "other speed": speed,
-                        "ahead": (rel * ego_dir).sum(-1) / dist,
-                        "crossing": np.abs(ego_dir[:, 0] * np.sin(heading) - ego_dir[:, 1] * np.cos(heading)),
-                        "ego speed": np.linalg.norm(ego_v, axis=-1)})
-    return scenes, var
-
-
 slower = torch.nonzero(D["action"] == 0).flatten()
 ego0 = obs[int(slower[0]), 0] if len(slower) else obs[:, 0].median(0).values  # the decision state
 
@@ -314,8 +291,8 @@ def spearman_matrix(acts: np.ndarray, var: pd.DataFrame) -> np.ndarray:
                                     for c in var.columns] for j in range(acts.shape[1])]))
 
 
-scenes, var = random_scenes(n_scenes, rng, ego=ego0)
-scenes_e, var_e = random_scenes(n_scenes, rng)
+scenes, var = hws.random_scenes(n_scenes, rng, ego=ego0)
+scenes_e, var_e = hws.random_scenes(n_scenes, rng, obs=obs)
 with torch.no_grad():
     q_s, c_s = model.run_with_cache(scenes, names_filter=lambda n: n == "mlp.1.hook_post")
     _, c_e = model.run_with_cache(scenes_e, names_filter=lambda n: n == "mlp.1.hook_post")
@@ -409,7 +386,7 @@ def advantage(a):
     return lambda qv: qv[:, a] - qv.mean(-1)
 
 
-disc_scenes, disc_var = random_scenes(n_scenes, np.random.default_rng(seed + 1), ego=ego0)
+disc_scenes, disc_var = hws.random_scenes(n_scenes, np.random.default_rng(seed + 1), ego=ego0)
 low = torch.zeros(15, 7)
 low[0] = ego0
 low[1, 0] = 1.0

@@ -221,7 +221,7 @@ diff = np.array(blind["returns"]) - np.array(base["returns"])
 md(f"Over {n_eval_episodes} paired scenes ({loop_time:.0f} s of simulation for {len(loop)} conditions), the unedited "
    f"agent returns {base['mean return']:.2f} and collides in {base['collision']:.0%} of the episodes; blinded to "
    f"the other vehicles it returns {blind['mean return']:.2f} (paired difference {diff.mean():+.2f} ± "
-   f"{mean_interval(diff, method="t").half:.2f}) and collides in {blind['collision']:.0%}. Masking only the most-attended vehicle "
+   f"{mean_interval(diff, method='t').half:.2f}) and collides in {blind['collision']:.0%}. Masking only the most-attended vehicle "
    f"gives {loop['attention to the most-attended vehicle masked']['collision']:.0%} collisions, a random other "
    f"vehicle {loop['attention to a random other vehicle masked']['collision']:.0%}.")
 

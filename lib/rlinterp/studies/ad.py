@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rlinterp.envs import darkroom as dr
 from rlinterp.envs.darkroom import BatchedDarkRoom
+from rlinterp.interp.probes import fit_probe
 from rlinterp.learners import sources
 from rlinterp.models import ad_transformer as adt
 from rlinterp.models.ad_transformer import ADTransformer, step_token
@@ -267,51 +267,13 @@ def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int
             "p0": p0.reshape(m, n_plays, A)[:, 0]}
 
 
-@dataclass
-class Probe:
-    """Multinomial logistic probe on standardised activations: ``softmax(((x - mu) / sd) @ W + b)``."""
-
-    mu: torch.Tensor
-    sd: torch.Tensor
-    W: torch.Tensor
-    b: torch.Tensor
-    accuracy: float  # held-out
-    chance: float  # majority class on the held-out set
-
-    def predict(self, x) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(-1, len(self.mu))
-        return torch.softmax(((x - self.mu) / self.sd) @ self.W + self.b, -1).numpy()
-
-
-def _fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int, seed: int) -> Probe:
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(X), generator=g)
-    n_te = max(1, len(X) // 4)
-    te, tr = perm[:n_te], perm[n_te:]
-    mu, sd = X[tr].mean(0), X[tr].std(0).clamp_min(1e-6)
-    Xs = (X - mu) / sd
-    W = torch.zeros(X.shape[1], n_classes, requires_grad=True)
-    b = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(Xs[tr] @ W + b, y[tr]) + 1e-3 * (W ** 2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    acc = float(((Xs[te] @ W + b).argmax(-1) == y[te]).float().mean())
-    chance = float(torch.bincount(y[te], minlength=n_classes).max() / len(te))
-    return Probe(mu, sd, W.detach(), b.detach(), acc, chance)
-
-
 @torch.no_grad()
 def fit_probes(model: adt.ADTransformer, n_episodes: int | None = None, steps: int = 50, seed: int = 0) -> dict:
     """Per layer, probes at the residual stream after each block: ``found`` (a reward at or before this position,
     2 classes) and, where found, ``goal_x``/``goal_y`` (9 classes). Data: the model's sampled rollouts on all 81 goals,
-    windows of K episodes, positions of the last episode. Returns {"found": [Probe per layer], "goal_x": ..., ...}."""
+    windows of K episodes, positions of the last episode; a quarter of the rows held out. Returns
+    {"found": [ProbeResult per layer], "goal_x": ..., "goal_y": ...} (logistic :func:`rlinterp.interp.probes.fit_probe`
+    fits, no control)."""
     K = model.ad_cfg.n_ctx_episodes
     n_episodes = K if n_episodes is None else n_episodes
     if n_episodes < K:
@@ -330,9 +292,10 @@ def fit_probes(model: adt.ADTransformer, n_episodes: int | None = None, steps: i
     out = {"found": [], "goal_x": [], "goal_y": []}
     for l in range(model.cfg.n_layers):
         X = cache[f"blocks.{l}.hook_resid_post"][:, cur].reshape(-1, model.cfg.d_model).float().cpu()
-        out["found"].append(_fit_logistic(X, found.long(), 2, steps, seed))
-        out["goal_x"].append(_fit_logistic(X[found], gx[found], SIZE, steps, seed))
-        out["goal_y"].append(_fit_logistic(X[found], gy[found], SIZE, steps, seed))
+        for name, rows, y, k in (("found", slice(None), found.long(), 2), ("goal_x", found, gx, SIZE),
+                                 ("goal_y", found, gy, SIZE)):
+            out[name].append(fit_probe(X[rows], y[rows], kind="logistic", alpha=1.0, test_frac=0.25, control=None,
+                                       seed=seed, steps=steps, n_classes=k))
     return out
 
 
@@ -340,11 +303,12 @@ def probe_readout(probes: dict, resid: np.ndarray) -> list[dict]:
     """Per layer: P(goal found), the probes' goal (x, y), and the goal-location map (SIZE, SIZE) [y, x]."""
     rows = []
     for l, r in enumerate(resid):
-        px, py = probes["goal_x"][l].predict(r)[0], probes["goal_y"][l].predict(r)[0]
-        rows.append({"layer": l, "P(found)": float(probes["found"][l].predict(r)[0, 1]),
+        r = torch.as_tensor(np.asarray(r)).reshape(1, -1)
+        px, py = (probes[f][l].predict_proba(r)[0].numpy() for f in ("goal_x", "goal_y"))
+        rows.append({"layer": l, "P(found)": float(probes["found"][l].predict_proba(r)[0, 1]),
                      "goal x": int(px.argmax()), "goal y": int(py.argmax()),
-                     "found acc": probes["found"][l].accuracy, "x acc": probes["goal_x"][l].accuracy,
-                     "y acc": probes["goal_y"][l].accuracy, "map": np.outer(py, px)})
+                     "found acc": probes["found"][l].score, "x acc": probes["goal_x"][l].score,
+                     "y acc": probes["goal_y"][l].score, "map": np.outer(py, px)})
     return rows
 
 

@@ -2,7 +2,9 @@
 
 The game's exact Bayes-optimal solution, the baseline policies and the exact / Monte Carlo evaluation of any policy
 live in :mod:`rlinterp.studies.coinflip_bayes`; this module evaluates the trained agent
-(:class:`rlinterp.models.qnet.QNetwork`, trained by :mod:`rlinterp.learners.dqn`) against them.
+(:class:`rlinterp.models.qnet.QNetwork`, trained by :mod:`rlinterp.learners.dqn`) against them, and holds the
+circuit chapter's helpers: the stick/switch contrast pairs (:func:`stick_switch_pairs`), weighted least squares per
+flips left (:func:`fit_per_left`) and integrated gradients grouped by input role (:func:`ig_roles`).
 """
 from __future__ import annotations
 
@@ -10,9 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
+from rlinterp.envs.coinflip import CoinPrior, canonicalize
+from rlinterp.interp.captum import integrated_gradients
 from rlinterp.models.qnet import QNetwork
 from rlinterp.stats import paired_difference
+from rlinterp.validation import check_int
 from rlinterp.studies import coinflip_bayes as bayes
 
 
@@ -96,3 +103,123 @@ def weighted_rate(df, column: str, by: str, bins: Any = None):
     g = pd.DataFrame({"key": key, "wx": w * df[column].astype(float), "w": w}).groupby("key", observed=True).sum()
     x = [k.mid if hasattr(k, "mid") else k for k in g.index]
     return pd.DataFrame({"x": x, "rate": (g["wx"] / g["w"]).to_numpy(), "mass": g["w"].to_numpy()})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Circuit chapter: the stick/switch contrast, index fits per flips left, integrated gradients by role
+# --------------------------------------------------------------------------------------------------------------
+def _check_states(name: str, states: Any, flips_left: Any, n_coins: int) -> tuple[np.ndarray, np.ndarray]:
+    states, flips_left = np.asarray(states), np.asarray(flips_left)
+    if states.ndim != 3 or states.shape[1:] != (n_coins, 2):
+        raise ValueError(f"{name}: states must be canonical counts (S, {n_coins}, 2), got {states.shape}")
+    if flips_left.shape != (len(states),):
+        raise ValueError(f"{name}: flips_left must have shape ({len(states)},), got {flips_left.shape}")
+    return states, flips_left
+
+
+def stick_switch_pairs(model: QNetwork, prior: CoinPrior, states: np.ndarray, flips_left: np.ndarray,
+                       q_values: np.ndarray | None = None) -> list[tuple[int, np.ndarray, int, int]]:
+    """Clean/corrupted pairs of the stick-or-switch decision among canonical ``states`` (S, n, 2) with
+    ``flips_left`` (S,).
+
+    A clean state is one where the agent *sticks* with its incumbent (a flipped coin with the highest posterior
+    mean, at least one head) although an unflipped coin is available; its corrupted partner turns one of the
+    incumbent's heads into a tail, and is kept when the incumbent stays at its canonical slot ``a``, the agent
+    then switches to a coin ``b`` unflipped in both states, and the incumbent's posterior mean is still >= 0.5.
+    ``q_values`` (S, n) are the model's Q-values on ``states`` (computed when absent).
+    Returns ``(clean index into states, corrupted canonical counts (n, 2), stick slot a, switch slot b)`` per pair.
+    """
+    states, flips_left = _check_states("stick_switch_pairs", states, flips_left, model.cfg.n_coins)
+    if q_values is None:
+        with torch.no_grad():
+            q_values = model(model.canonical_obs(states, flips_left)).cpu().numpy()
+    q_values = np.asarray(q_values)
+    if q_values.shape != states.shape[:2]:
+        raise ValueError(f"stick_switch_pairs: q_values must have shape {states.shape[:2]}, got {q_values.shape}")
+    rows = np.arange(len(states))
+    choice = q_values.argmax(1)
+    mean, flips = prior.posterior_mean(states[..., 0], states[..., 1]), (states[..., 0] + states[..., 1])
+    best = (mean >= mean.max(1, keepdims=True) - 1e-12).argmax(1)
+    cand = np.nonzero((choice == best) & (flips[rows, choice] > 0) & (flips == 0).any(1)
+                      & (states[rows, choice, 0] > 0))[0]
+    out = []
+    for i in cand:
+        a = choice[i]
+        c = states[i].copy()
+        c[a] += (-1, 1)  # one of the incumbent's heads becomes a tail
+        cs, perm = canonicalize(c[None])
+        with torch.no_grad():
+            b = int(model(model.canonical_obs(cs, flips_left[i:i + 1])).argmax(1)[0])
+        if (perm[0, a] == a and cs[0, b].sum() == 0 and states[i, b].sum() == 0
+                and prior.posterior_mean(cs[0, a, 0], cs[0, a, 1]) >= 0.5 - 1e-12):
+            out.append((i, cs[0], a, b))
+    return out
+
+
+def fit_per_left(y: np.ndarray, X: list[np.ndarray], w: np.ndarray,
+                 flips_left: np.ndarray) -> tuple[float, dict[int, np.ndarray]]:
+    """Weighted least squares of ``y`` on the arrays ``X`` (each shaped like ``y``), one coefficient vector per
+    value of ``flips_left``.
+
+    ``y`` (S,) gets an intercept per group; ``y`` (S, n) (e.g. Q-values centred per state) is fitted without one,
+    every coin of a state sharing the state's weight ``w`` (S,) >= 0. Returns (weighted R², {flips left: beta}),
+    the R² against the weighted mean for 1-d ``y`` and against 0 for 2-d ``y``.
+    """
+    y, w, ls = np.asarray(y, dtype=float), np.asarray(w, dtype=float), np.asarray(flips_left)
+    if y.ndim not in (1, 2) or len(y) == 0:
+        raise ValueError(f"fit_per_left: y must be a non-empty (S,) or (S, n) array, got shape {y.shape}")
+    if not X or any(np.shape(x) != y.shape for x in X):
+        raise ValueError(f"fit_per_left: X must be a non-empty list of arrays shaped like y {y.shape}, got "
+                         f"{[np.shape(x) for x in X]}")
+    if w.shape != (len(y),) or ls.shape != (len(y),):
+        raise ValueError(f"fit_per_left: w and flips_left must have shape ({len(y)},), got {w.shape} and {ls.shape}")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("fit_per_left: w must be finite, non-negative weights with a positive sum")
+    fitted, coefs = np.zeros_like(y), {}
+    for l in np.unique(ls):
+        s = ls == l
+        A = np.stack([x[s].ravel() for x in X] + ([np.ones(s.sum())] if y.ndim == 1 else []), 1)
+        ww = np.repeat(w[s], y.shape[1]) if y.ndim == 2 else w[s]
+        beta = np.linalg.lstsq(A * np.sqrt(ww)[:, None], y[s].ravel() * np.sqrt(ww), rcond=None)[0]
+        fitted[s] = (A @ beta).reshape(y[s].shape)
+        coefs[int(l)] = beta
+    wf = w[:, None] if y.ndim == 2 else w
+    centred = y if y.ndim == 2 else y - np.average(y, weights=w)
+    return float(1 - (wf * (y - fitted) ** 2).sum() / (wf * centred**2).sum()), coefs
+
+
+def ig_roles(model: QNetwork, x: Tensor, a_slots: Tensor, b_slots: Tensor, n_steps: int = 256,
+             method: str = "riemann_middle") -> tuple[dict[str, np.ndarray], Tensor]:
+    """Integrated gradients (from the all-zero input) of ``Q(x, a) - Q(x, b)`` per row of ``x`` [B, 2n+1], with
+    ``a_slots``/``b_slots`` [B] the canonical slots, grouped by the inputs' role: the incumbent's heads and tails
+    (slot ``a``), the other coins' heads and tails (summed), and the flips left.
+
+    Returns ({role: [B] attributions}, completeness error [B] (sum of attributions minus the change of the
+    difference, from :func:`rlinterp.interp.captum.integrated_gradients`)).
+    """
+    n = model.cfg.n_coins
+    if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != 2 * n + 1:
+        raise ValueError(f"ig_roles: x must be observations [B, {2 * n + 1}], got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    for name, s in (("a_slots", a_slots), ("b_slots", b_slots)):
+        if not isinstance(s, Tensor) or s.shape != (len(x),) or s.min() < 0 or s.max() >= n:
+            raise ValueError(f"ig_roles: {name} must be a tensor [{len(x)}] of slots in [0, {n - 1}]")
+    n_steps = check_int("ig_roles: n_steps", n_steps, 1)
+    attr = torch.zeros_like(x)
+    delta = torch.zeros(len(x))
+    base = torch.zeros_like(x)
+    for a_, b_ in sorted({(int(a), int(b)) for a, b in zip(a_slots, b_slots)}):
+        sel = (a_slots == a_) & (b_slots == b_)
+        at, de = integrated_gradients(model, x[sel], fn=lambda q, a_=a_, b_=b_: q[:, a_] - q[:, b_],
+                                      baselines=base[sel], n_steps=n_steps, method=method)
+        attr[sel], delta[sel] = at.detach(), de.detach().float().cpu()
+    A = attr.cpu().numpy()
+    ar = np.arange(len(A))
+    a_np = a_slots.cpu().numpy()
+    heads, tails = A[:, 0:2 * n:2], A[:, 1:2 * n:2]
+    other = np.ones((len(A), n), bool)
+    other[ar, a_np] = False
+    roles = {"incumbent heads": heads[ar, a_np], "incumbent tails": tails[ar, a_np],
+             "other coins' heads": (heads * other).sum(1), "other coins' tails": (tails * other).sum(1),
+             "flips left": A[:, -1]}
+    return roles, delta

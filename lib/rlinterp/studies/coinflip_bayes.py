@@ -303,6 +303,23 @@ def bayes_ucb_probs(prior: CoinPrior, n_flips: int) -> ProbsFn:
     return fn
 
 
+def mean_plus_c_sd_probs(prior: CoinPrior, c_by_left: dict[int, float]) -> ProbsFn:
+    """The index policy "posterior mean + c × posterior sd" with a bonus weight ``c`` per flips left
+    (``c_by_left[flips_left]``, 0 where absent); among (near-)equal indices the least-flipped coin, then the first."""
+    if not isinstance(c_by_left, dict):
+        raise ValueError(f"c_by_left must be a dict {{flips left: c}}, got {type(c_by_left).__name__}")
+    for l, c in c_by_left.items():
+        check_int("c_by_left key (flips left)", l, 0)
+        check_float(f"c_by_left[{l}]", c)
+
+    def fn(sorted_counts: np.ndarray, flips_left: np.ndarray) -> np.ndarray:
+        f = coin_features(prior, sorted_counts, flips_left)
+        c = np.array([c_by_left.get(int(l), 0.0) for l in flips_left])[:, None]
+        return first_argmax_onehot(f["mean"] + c * f["std"] - 1e-9 * f["flips"], tol=1e-12)
+
+    return fn
+
+
 def policy_from_probs(probs_fn: ProbsFn) -> Policy:
     """Turn a probs function over canonical positions into a policy ``(counts, flips_left, rng) -> actions``."""
 

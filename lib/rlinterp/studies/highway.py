@@ -1,5 +1,7 @@
 """The highway study's analyses: policies and episodes on ``intersection-v0``, evaluation, and the weight-based
-QK / OV circuits of the ego-attention network taken back to the 7 input features and forward to the 3 actions.
+QK / OV circuits of the ego-attention network taken back to the 7 input features and forward to the 3 actions,
+the geometry of the other vehicles an observation holds (:func:`vehicle_table`) and controlled single-vehicle scenes
+with their interpretable variables (:func:`single_vehicle_scenes`, :func:`random_scenes`).
 
 The environment is :mod:`rlinterp.envs.highway`, the networks :mod:`rlinterp.models.ego_attention`, the trainer
 :mod:`rlinterp.learners.ddqn`; drawing (frames, attention, action bars, GIFs) is in
@@ -12,6 +14,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -22,6 +25,7 @@ from rlinterp.envs.highway import ACTIONS, has_arrived, make_env, obs_positions
 from rlinterp.models.ego_attention import N_FEATURES, N_VEHICLES, EgoAttentionNetwork
 from rlinterp.models.layers import MLP
 from rlinterp.stats import mean_interval
+from rlinterp.validation import check_int
 from rlinterp.studies.highway_plots import world_to_pixel
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -240,3 +244,75 @@ def single_vehicle_scenes(ego: Tensor, rel_xy: Tensor, heading: Tensor, speed: T
     obs[:, 1, 3:5] = (vel / 20.0).clamp(-1, 1)
     obs[:, 1, 5], obs[:, 1, 6] = heading.cos(), heading.sin()
     return obs
+
+
+def _check_obs(name: str, obs: Any, batch_dims: int = 1) -> None:
+    shape = (N_VEHICLES, N_FEATURES)
+    if not isinstance(obs, Tensor) or obs.ndim != batch_dims + 2 or tuple(obs.shape[-2:]) != shape:
+        got = tuple(obs.shape) if isinstance(obs, Tensor) else type(obs).__name__
+        raise ValueError(f"{name} must be a tensor [n, {N_VEHICLES}, {N_FEATURES}] of observations, got {got}")
+
+
+def vehicle_table(obs: Tensor, pattern: Tensor) -> pd.DataFrame:
+    """One row per (observation, present other vehicle) of ``obs`` [n, 15, 7]: ``obs`` (row of ``obs``),
+    ``vehicle`` (1..14), ``distance`` to the ego (m), ``closing`` speed (m/s, positive when the distance shrinks),
+    its ``speed``, ``ahead`` (positive projection of the relative position on the ego heading), ``nearest`` (the
+    closest present other vehicle), and ``w{h}``, head ``h``'s attention weight on it from ``pattern`` [n, H, 15]."""
+    _check_obs("vehicle_table: obs", obs)
+    if not isinstance(pattern, Tensor) or pattern.ndim != 3 or len(pattern) != len(obs) \
+            or pattern.shape[2] != N_VEHICLES:
+        raise ValueError(f"vehicle_table: pattern must be [{len(obs)}, H, {N_VEHICLES}], got "
+                         f"{tuple(pattern.shape) if isinstance(pattern, Tensor) else type(pattern).__name__}")
+    o = obs.numpy().astype(float)
+    pos, vel = o[..., 1:3] * 100.0, o[..., 3:5] * 20.0  # metres, m/s
+    rel, rvel = pos[:, 1:] - pos[:, :1], vel[:, 1:] - vel[:, :1]
+    dist = np.linalg.norm(rel, axis=-1)
+    closing = -(rel * rvel).sum(-1) / np.maximum(dist, 1e-6)
+    ahead = (rel * o[:, :1, 5:7]).sum(-1)
+    b, j = np.nonzero(o[:, 1:, 0] >= 0.5)
+    rank = np.argsort(np.argsort(np.where(o[:, 1:, 0] >= 0.5, dist, np.inf), axis=1), axis=1)
+    df = pd.DataFrame(dict(obs=b, vehicle=j + 1, distance=dist[b, j], closing=closing[b, j],
+                           speed=np.linalg.norm(vel[:, 1:], axis=-1)[b, j], ahead=ahead[b, j] > 0,
+                           nearest=rank[b, j] == 0))
+    for h in range(pattern.shape[1]):
+        df[f"w{h}"] = pattern[b, h, j + 1].numpy()
+    return df
+
+
+def random_scenes(n: int, gen: np.random.Generator, *, ego: Tensor | None = None,
+                  obs: Tensor | None = None) -> tuple[Tensor, pd.DataFrame]:
+    """``n`` valid single-vehicle scenes (:func:`single_vehicle_scenes`) [n, 15, 7] and their interpretable
+    variables (a DataFrame: ``distance``, ``closing speed``, ``other speed``, ``ahead``, ``crossing``, ``ego speed``).
+
+    The other vehicle sits at a uniform distance in [5, 60] m and bearing, heads along one of the four road
+    directions at a uniform speed in [0, 10] m/s. The ego row is ``ego`` [7] in every scene, or (give ``obs``
+    [m, 15, 7] instead) the ego row of a random observation of ``obs`` per scene. All randomness from ``gen``."""
+    n = check_int("random_scenes: n", n, 1)
+    if not isinstance(gen, np.random.Generator):
+        raise ValueError(f"random_scenes: gen must be a numpy Generator, got {type(gen).__name__}")
+    if (ego is None) == (obs is None):
+        raise ValueError("random_scenes: give exactly one of ego (a fixed ego row) or obs (observations to draw "
+                         "ego rows from)")
+    if ego is None:
+        _check_obs("random_scenes: obs", obs)
+        egos = obs[torch.as_tensor(gen.integers(0, len(obs), n))][:, 0]
+    else:
+        egos = ego[None].expand(n, -1)
+    dist, bearing = gen.uniform(5, 60, n), gen.uniform(-np.pi, np.pi, n)
+    heading = gen.integers(0, 4, n) * np.pi / 2
+    speed = gen.uniform(0, 10, n)
+    rel = np.stack([dist * np.cos(bearing), dist * np.sin(bearing)], -1)
+    scenes = torch.stack([single_vehicle_scenes(egos[i], torch.tensor(rel[i:i + 1], dtype=torch.float32),
+                                                torch.tensor(heading[i:i + 1], dtype=torch.float32),
+                                                torch.tensor(speed[i:i + 1], dtype=torch.float32))[0]
+                          for i in range(n)])
+    e = egos.numpy().astype(float)
+    ego_v = e[:, 3:5] * 20
+    oth_v = speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], -1)
+    closing = -(rel * (oth_v - ego_v)).sum(-1) / dist
+    ego_dir = e[:, 5:7]
+    var = pd.DataFrame({"distance": dist, "closing speed": closing, "other speed": speed,
+                        "ahead": (rel * ego_dir).sum(-1) / dist,
+                        "crossing": np.abs(ego_dir[:, 0] * np.sin(heading) - ego_dir[:, 1] * np.cos(heading)),
+                        "ego speed": np.linalg.norm(ego_v, axis=-1)})
+    return scenes, var
