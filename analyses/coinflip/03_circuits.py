@@ -55,10 +55,9 @@ from rlinterp.stats import best_time
 from rlinterp.studies import coinflip as cf
 from rlinterp.studies import coinflip_bayes as bayes
 from rlinterp.interp import (
-    Hypothesis, acdc, attribution_patching, causal_scrubbing, draw_circuit, eap, eap_ig, fit_probe,
+    Hypothesis, acdc, attribution_patching, cache_hook, causal_scrubbing, draw_circuit, eap, eap_ig, fit_probe,
     logit_diff_metric, patch_nodes, roc_auc,
 )
-from rlinterp.interp.probes import cache_hook
 from rlinterp import artifacts
 from rlinterp.pipeline.report import claim, md, md_table
 

@@ -230,7 +230,7 @@ md("In words: " + "; ".join(describe(r) for _, r in heads.iterrows()) + " (a neg
 # action and the mean absolute difference from the final Q-values.
 
 # %%
-from rlinterp.interp.lens import logit_lens
+from rlinterp.interp import logit_lens
 
 head = model.head
 rest = lambda r: model.head(model.mlp(r))

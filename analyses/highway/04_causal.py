@@ -52,21 +52,20 @@ from rlinterp.stats import mean_interval, wilson
 from rlinterp.studies import highway as hws
 from rlinterp.interp import (
     Hypothesis,
+    ablate,
     acdc,
     causal_scrubbing,
     draw_circuit,
     eap_ig,
-    roc_auc,
-)
-from rlinterp.interp.editing import (
-    ablate,
     edited,
     mask_attention,
     mean_difference,
+    mse_metric,
+    restored_metric,
+    roc_auc,
     run_edited,
     steer,
 )
-from rlinterp.interp.patching import mse_metric, restored_metric
 from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)  # small batches: one thread is fastest, and the machine may be shared

@@ -38,7 +38,7 @@ import hashlib
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 

@@ -18,7 +18,7 @@ from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.patching import (
     ablation_cache, kl_metric, logit_diff_metric, mse_metric, patch_edges, patch_nodes, restored_metric,
 )
-from rlinterp.interp.probes import fit_probe, probe_hook
+from rlinterp.interp.probes import ProbeResult, cache_hook, fit_probe, probe_hook
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
 __all__ = [
@@ -27,6 +27,6 @@ __all__ = [
     "maximize_discrete", "Circuit", "Edge", "EdgeGroup", "Graph", "ModelFlagWarning", "Node", "check_hooks", "get_graph",
     "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
-    "patch_edges", "patch_nodes", "restored_metric", "fit_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
+    "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "cache_hook", "fit_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",
 ]
