@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlinterp.pipeline.report import ClaimError, claim, config_table, config_table_text, field_docs
+from rlinterp.pipeline.report import ClaimError, claim, config_table, config_table_text, field_docs, fmt
 
 
 def test_claim_true_returns_none_for_python_numpy_and_torch_bools():
@@ -90,3 +90,30 @@ def test_config_table_of_the_agents_configs_reads_their_comments():
 
     text = config_table_text(DQNConfig())
     assert "| d_hidden | 128 | width of both hidden layers |" in text
+
+
+@pytest.mark.parametrize("value, digits, text", [
+    (0.3, 4, "0.3"),                 # no padding zeros: one rule for the whole book
+    (14.00704, 4, "14.007"),
+    (2.0, 4, "2.0"),                 # a float never reads as an integer
+    (-0.3, 2, "-0.3"),
+    (0.99999, 4, "1.0"),
+    (5.628e-05, 4, "5.628 × 10⁻⁵"),  # never "5.628e-05"
+    (-1e-05, 4, "-1 × 10⁻⁵"),
+    (1.5e8, 4, "1.5 × 10⁸"),
+    (123456.0, 4, "123456.0"),
+    (0.0, 4, "0.0"),
+    (-0.00001, 2, "-1 × 10⁻⁵"),
+    (float("nan"), 4, "–"),
+    (float("inf"), 4, "∞"),
+    (7, 4, "7"),
+    (True, 4, "True"),
+])
+def test_fmt_is_the_books_one_number_rule(value, digits, text):
+    assert fmt(value, digits) == text
+
+
+def test_fmt_numpy_scalars_like_python_numbers():
+    import numpy as np
+
+    assert fmt(np.float32(0.25)) == "0.25" and fmt(np.int64(3)) == "3" and fmt(np.float64(5.628e-05)) == "5.628 × 10⁻⁵"

@@ -15,8 +15,17 @@ from typing import Any
 from IPython.display import Markdown
 
 
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def fmt(x: Any, digits: int = 4) -> str:
-    """Format a cell: floats with ``digits`` significant decimals, ints and strings as they are."""
+    """Format a table cell by the book's one number rule.
+
+    Floats get ``digits`` decimals with trailing zeros dropped (``0.3``, not ``0.3000``; ``14.007``), at least one
+    decimal so a float never reads as an integer (``2.0``); values that would round to zero at ``digits`` decimals,
+    and values of 10⁷ or more, are written in scientific notation as a reader writes it (``5.628 × 10⁻⁵``, never
+    ``5.628e-05``); NaN is a dash. Integers and strings are shown as they are; numpy scalars like their Python kin.
+    """
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, int):
@@ -24,9 +33,18 @@ def fmt(x: Any, digits: int = 4) -> str:
     if isinstance(x, float):
         if math.isnan(x):
             return "–"
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
         if x != 0 and (abs(x) < 10 ** -digits or abs(x) >= 1e7):
-            return f"{x:.{digits - 1}e}"
-        return f"{x:.{digits}f}"
+            mantissa, exponent = f"{x:.{max(digits - 1, 0)}e}".split("e")
+            if "." in mantissa:
+                mantissa = mantissa.rstrip("0").rstrip(".")
+            return f"{mantissa} × 10{str(int(exponent)).translate(SUPERSCRIPT)}"
+        text = f"{x:.{digits}f}"
+        if "." in text:
+            text = text.rstrip("0")
+            text = text + "0" if text.endswith(".") else text
+        return "0.0" if text in ("-0.0", "−0.0") else text
     try:  # numpy scalars
         import numpy as np
 
