@@ -17,15 +17,7 @@ from rlinterp.pipeline import analyses as an
 from rlinterp.pipeline import manifest
 from rlinterp.pipeline import run as runner
 
-FIXTURE = Path(__file__).parent / "fixtures" / "demo_project"
 pytestmark = pytest.mark.xdist_group("pipeline")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(FIXTURE, root)
-    return root
 
 
 def executed_values(chapter: Path) -> dict:

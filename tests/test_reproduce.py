@@ -2,23 +2,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
 from rlinterp.pipeline import reproduce
 from rlinterp.pipeline import run as runner
 
-FIXTURE = Path(__file__).parent / "fixtures" / "demo_project"
 pytestmark = pytest.mark.xdist_group("pipeline")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(FIXTURE, root)
-    return root
 
 
 def test_unbuilt_chapters_are_listed_as_not_built(project):
