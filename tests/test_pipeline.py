@@ -419,3 +419,14 @@ def test_save_refused_under_a_non_default_profile(project, capsys):
                                            "fail: bool = False  # raise on purpose\nsave: bool = False  # write data/"))
     assert rli(["--root", str(project), "run", "demo/01_x", "--profile", "smoke", "-p", "save=true"]) == 2
     assert "would replace the shipped" in capsys.readouterr().err
+
+
+def test_book_without_root_home_page_is_refused_for_rendering_but_lists_its_analyses(project):
+    """Quarto 1.10 stops with "Book contents must include a home page" unless index.* is at the project root; our
+    renderers refuse the same book, while `rli diff` can still list an old commit's analyses."""
+    (project / "index.qmd").rename(project / "paper/index.qmd")
+    cfg = project / "_quarto.yml"
+    cfg.write_text(cfg.read_text().replace("    - index.qmd", "    - paper/index.qmd"))
+    with pytest.raises(ValueError, match="home page as index.qmd"):
+        an.quarto_config(project)
+    assert [a.name for a in an.discover(project)] == ["demo/01_x"]

@@ -154,7 +154,9 @@ def discover(root: Path, strict: bool = False) -> list[Analysis]:
     A listed chapter whose analysis file does not exist is skipped, or an error with ``strict`` (building the book).
     """
     analyses = []
-    for _, chapter in chapter_entries(quarto_config(root)):
+    # the book's chapter list only: a book Quarto would refuse to render (e.g. an older commit's, read by `rli diff`)
+    # still lists its analyses
+    for _, chapter in chapter_entries(yaml.safe_load((root / "_quarto.yml").read_text())):
         if chapter.endswith(".ipynb") and chapter.startswith("paper/"):
             a = Analysis(chapter[len("paper/"):-len(".ipynb")], root)
             if a.source.exists():
