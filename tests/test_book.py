@@ -57,6 +57,85 @@ def test_analysis_conventions(analysis):
         assert ref in labels, f"@{ref} refers to no label in this chapter"
 
 
+# ---------------------------------------------------------------------- citations and cross-references (never typed)
+PAPER_PAGES = sorted((ROOT / "paper").glob("*.qmd")) + [ROOT / "index.qmd"]
+CITATION = re.compile(r"(?<![\w@.])@([A-Za-z][\w:.#$%&+?<>~/-]*[\w])")
+PLAIN_CITATION = re.compile(r"\bet al\.?,?\s*\(?(?:19|20)\d\d|\b[A-Z][a-z]+,? (?:and|&) [A-Z][a-z]+,? \(?(?:19|20)\d\d"
+                            r"|\b[A-Z][a-z]+,? \(?(?:19|20)\d\d\b")
+TYPED_NUMBER_HEADING = re.compile(r"^#{1,6}\s+\d+(?:\.\d+)*[.)]?\s", flags=re.M)
+
+
+def _markdown_cells(source: str) -> list[str]:
+    """The markdown cells of a jupytext percent file, without the ``# `` comment prefix."""
+    cells = re.split(r"^# %%.*$", source, flags=re.M)
+    heads = re.findall(r"^# %%.*$", source, flags=re.M)
+    return ["\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.strip("\n").splitlines())
+            for head, body in zip(heads, cells[1:]) if "[markdown]" in head]
+
+
+def _code_strings(source: str) -> list[str]:
+    """String literals of the code (the sentences ``md(...)`` prints), f-strings included."""
+    import io
+    import tokenize
+
+    return [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.STRING]
+
+
+def _book_prose() -> dict[str, str]:
+    """Everything the book prints as prose: markdown cells and md() strings of the analyses, and the .qmd pages."""
+    prose = {str(p.relative_to(ROOT)): p.read_text() for p in PAPER_PAGES}
+    for a in ANALYSES:
+        text = a.source.read_text()
+        prose[a.name] = "\n\n".join(_markdown_cells(text) + _code_strings(text))
+    return prose
+
+
+def _bib_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "paper/references.bib").read_text(), flags=re.M))
+
+
+def test_citations_resolve_to_references_bib():
+    keys = _bib_keys()
+    assert {"strens2000bayesian", "osband2013more", "dhamdhere2018important", "miller2024transformer",
+            "scheurer2023practical"} <= keys
+    for where, text in _book_prose().items():
+        for key in CITATION.findall(text):
+            if key.split("-")[0] in {"fig", "tbl", "sec", "eq"}:
+                continue
+            assert key in keys, f"{where}: @{key} is not an entry of paper/references.bib"
+
+
+def test_no_plain_text_citations():
+    """Works are cited with [@key] (Quarto/Pandoc citeproc), never typed as "Author et al. 2020"."""
+    for where, text in _book_prose().items():
+        if where.endswith(".qmd") or where in {a.name for a in ANALYSES}:
+            prose = re.sub(r"\s+", " ", text)
+            hits = PLAIN_CITATION.findall(prose)
+            assert not hits, f"{where}: typed citation(s) {hits}; cite with [@key] from paper/references.bib"
+
+
+def test_bibliography_fields_print_well():
+    """A URL belongs in ``url`` (in note/howpublished citeproc capitalises it: "Https://…"); a Distill article needs
+    its volume and number, or Chicago style prints "Distill, ahead of print"."""
+    bib = (ROOT / "paper/references.bib").read_text()
+    assert not re.search(r"(?:note|howpublished)\s*=\s*\{[^}]*(?:https?://|\\url|www\.|\.io\b)", bib, flags=re.I)
+    for entry in re.findall(r"^@\w+\{[^@]*", bib, flags=re.M):
+        if re.search(r"journal\s*=\s*\{Distill\}", entry):
+            assert re.search(r"volume\s*=", entry) and not re.search(r"\b(?:note|pubstate)\s*=", entry), entry
+
+
+def test_section_references_resolve_and_headings_are_not_numbered_by_hand():
+    prose = _book_prose()
+    ids = {i for text in prose.values() for i in re.findall(r"^#{1,6}\s.*\{[^}]*#(sec-[\w-]+)", text, flags=re.M)}
+    for where, text in prose.items():
+        for ref in re.findall(r"(?<![\w@])@(sec-[\w-]*\w)", text):
+            assert ref in ids, f"{where}: @{ref} refers to no heading with {{#{ref}}}"
+        headings = TYPED_NUMBER_HEADING.findall(text)
+        assert not headings, f"{where}: heading(s) numbered by hand {headings}; Quarto numbers sections"
+        typed = re.findall(r"\b(?:[Cc]hapters?|[Ss]ections?) \d", re.sub(r"\s+", " ", text))
+        assert not typed, f"{where}: typed chapter/section numbers {typed}; use @sec- cross-references"
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_smoke_build_renders_html_and_pdf(tmp_path):

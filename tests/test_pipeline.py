@@ -370,6 +370,35 @@ def test_fallback_render_html_and_pdf(project):
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 10_000
 
 
+def test_section_labels_numbered_as_quarto_numbers_them():
+    from rlinterp.pipeline.render import _section_labels
+
+    md = ("# Title {#sec-t}\n\n```python\n# ## a code comment {#sec-no}\n```\n\n## A\n\n### A.1 {#sec-a1}\n\n"
+          "## B {#sec-b}\n\n## Aside {.unnumbered #sec-aside}\n")
+    assert _section_labels(md, 3) == {"sec-t": "Chapter 3", "sec-a1": "Section 3.1.1", "sec-b": "Section 3.2",
+                                      "sec-aside": "Aside"}
+    assert _section_labels("# Preface {.unnumbered #sec-pre}\n\n## Why {#sec-why}\n", None) == \
+        {"sec-pre": "Preface", "sec-why": "Why"}
+
+
+def test_fallback_render_resolves_section_references(project):
+    """``@sec-x`` (CI renders with the fallback) becomes a link to the heading with ``{#sec-x}``, as in Quarto."""
+    from rlinterp.pipeline.render import render
+
+    src = project / "analyses/demo/01_x.py"
+    text = src.read_text().replace("# # Demo chapter\n", "# # Demo chapter {#sec-demo}\n")
+    src.write_text(text + "\n# %% [markdown]\n# ## First\n#\n# Back to @sec-demo.\n#\n"
+                          "# ## Second {#sec-second}\n#\n# See @sec-second.\n")
+    (project / "index.qmd").write_text("# Hello {.unnumbered}\n\nSee [@a1] and @sec-second.\n")
+    runner.run(project, "demo/01_x", {}, progress=False)
+    render(project, renderer="pandoc")
+    html = (project / "_book/paper/demo/01_x.html").read_text()
+    assert 'href="#sec-demo">Chapter 1</a>' in html and 'href="#sec-second">Section 1.2</a>' in html
+    assert 'id="sec-second"' in html and "??" not in html
+    index = (project / "_book/index.html").read_text()
+    assert 'href="paper/demo/01_x.html#sec-second">Section 1.2</a>' in index
+
+
 def test_render_with_unbuilt_chapters_shows_how_to_build_them(project):
     """`rli render` renders whatever is built: an unexecuted chapter is a page with its build command and cost."""
     from rlinterp.pipeline import build_times

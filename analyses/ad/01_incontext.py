@@ -1,15 +1,15 @@
 # %% [markdown]
-# # Algorithm Distillation: in-context RL in a small transformer
+# # Algorithm Distillation: in-context RL in a small transformer {#sec-ad-incontext}
 #
-# A reinforcement-learning algorithm turns experience into better behaviour. Algorithm Distillation (AD; Laskin et
-# al., 2022) asks whether a sequence model can learn to *be* such an algorithm: train a causal transformer to
-# predict the next action of a learning agent from its whole *learning history*, many episodes long, and the
-# transformer may pick up not a single policy but the improvement operator itself. Run on a new task with frozen
+# A reinforcement-learning algorithm turns experience into better behaviour. Algorithm Distillation
+# [AD, @laskin2022incontext] asks whether a sequence model can learn to *be* such an algorithm: train a causal
+# transformer to predict the next action of a learning agent from its whole *learning history*, many episodes long, and
+# the transformer may pick up not a single policy but the improvement operator itself. Run on a new task with frozen
 # weights, it should then get better from episode to episode, with all learning happening in its context. The
 # control is expert distillation (ED): the same model trained on expert trajectories only. ED imitates good play on
 # training tasks but has never seen anyone *learn*, so on a new task it should not improve.
 #
-# A sceptical reading (the LessWrong post "Caution when interpreting Deepmind's In-context RL paper", 2022) points
+# A sceptical reading of the original paper [@marks2022caution] points
 # out that in the paper's tasks one successful episode is enough to infer perfect play, so "in-context RL" may be
 # "find the goal, then copy the path to it". This chapter reproduces AD at a scale that trains on one CPU core
 # and sets up the model whose mechanism later chapters dissect; whichever reading is right, it is a question about
@@ -22,7 +22,8 @@
 # return for a goal at Manhattan distance $d$ from the centre is $21 - d$ (walk there, then stay).
 #
 # **Source algorithms.** AD distils whatever learner produced its data, so we use two real learners and compare.
-# The main one is *posterior sampling* (PSRL / Thompson sampling for RL; Strens 2000, Osband et al. 2013) with the
+# The main one is *posterior sampling* [PSRL / Thompson sampling for RL,
+# @strens2000bayesian; @osband2013more] with the
 # task family's prior, `rlinterp.learners.sources.darkroom_psrl`: the learner knows how the grid moves but not where
 # the goal is; its belief is uniform over the cells it has not yet stepped onto without reward; it samples a goal
 # from that belief, walks a shortest path to it (along x, then along y), and samples again when the sampled cell is

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Inside the AD transformer: where the goal goes
+# # Inside the AD transformer: where the goal goes {#sec-ad-mechanism}
 #
 # The previous chapter trained a small transformer by Algorithm Distillation and watched it improve across episodes
 # on held-out Dark Room goals. This chapter asks how. In Dark Room everything the agent needs to know about a task

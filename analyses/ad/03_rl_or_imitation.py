@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Does AD do RL in context, or imitate a learner?
+# # Does AD do RL in context, or imitate a learner? {#sec-ad-rl-or-imitation}
 #
 # The seed question behind this study is sceptical: a transformer trained by Algorithm Distillation improves from
 # episode to episode on new tasks, but is that *reinforcement learning* (behaviour driven by the rewards in its
@@ -66,7 +66,7 @@ ad = ads.rollout_darkroom(model, goals, n_episodes=n_ad_episodes, temperature=te
 src = learner(goals, n_source_episodes, seed=seed + 2)
 
 # %% [markdown]
-# ## 1. AD against the source at matched stages of learning
+# ## AD against the source at matched stages of learning
 #
 # For every held-out goal we pool the cells visited in one episode index over the `n_seeds` rollouts (AD) or
 # histories (source), giving a visitation distribution over the 81 cells per goal and episode, and likewise the
@@ -200,7 +200,7 @@ md(f"Matched by state visitation, the best-matching source episode grows by "
    f"were never visited before.")
 
 # %% [markdown]
-# ## 2. Contexts AD never saw
+# ## Contexts AD never saw
 #
 # Base contexts are `n_context` episodes of the source's own histories on each held-out goal $g$, `stride` episodes
 # apart like AD's training windows: a *late* window from episode `late_episode` on, in which the source has mostly

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # The coin-flip game and its Bayes-optimal solution
+# # The coin-flip game and its Bayes-optimal solution {#sec-coinflip-game}
 #
 # You are handed a handful of coins. Each coin has its own, unknown probability of landing heads, and you may make
 # a fixed number of flips, choosing before each flip which coin to toss. Every head is worth a point. Which coin do

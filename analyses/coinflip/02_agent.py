@@ -1,5 +1,5 @@
 # %% [markdown]
-# # A DQN learns to flip coins
+# # A DQN learns to flip coins {#sec-coinflip-agent}
 #
 # The previous chapter solved the coin-flip game exactly: with the Bayes-optimal policy in hand we know, to the
 # fourth decimal, how many heads perfect play earns, and how little is lost by simply flipping the coin that looks
@@ -20,8 +20,8 @@
 # computed *exactly* by propagating the distribution over the states it reaches (`bayes.evaluate_exact`). Exact
 # evaluation turns the comparison with greedy play from a noisy Monte Carlo question into a number.
 #
-# **Training.** Deep Q-learning (Mnih et al., 2015) on thousands of parallel games: an experience-replay buffer, a
-# target network copied every few hundred gradient steps, the Double-DQN target (van Hasselt et al., 2016),
+# **Training.** Deep Q-learning [@mnih2015human] on thousands of parallel games: an experience-replay buffer, a
+# target network copied every few hundred gradient steps, the Double-DQN target [@vanhasselt2016double],
 # $\epsilon$-greedy exploration with a linearly decaying $\epsilon$, no discounting ($\gamma = 1$: the horizon is
 # finite and the flips-left input makes the state Markov), a mean-squared-error loss (the target is the *mean*
 # return; a Huber loss would pull Q towards the median of the Bernoulli outcomes) and Adam with a cosine

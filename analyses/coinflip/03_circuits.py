@@ -1,5 +1,5 @@
 # %% [markdown]
-# # How the DQN explores and exploits
+# # How the DQN explores and exploits {#sec-coinflip-circuits}
 #
 # The previous chapter showed *that* the DQN explores profitably: it earns almost all of the Bayes-optimal value and
 # closes most of the small gap between greedy play and the optimum. This chapter asks *how*. The agent is a
@@ -93,10 +93,10 @@ md(f"The agent reaches {len(states):,} distinct canonical states (out of {soluti
    f"an average game visits {k} of them, one per flip.")
 
 # %% [markdown]
-# ## 1. What the layers represent: probes
+# ## What the layers represent: probes
 #
 # For each canonical coin position $j$ we probe the posterior mean and standard deviation of that coin's weight and
-# its finite-horizon Gittins index (defined in section 4), and, once per state, the number of flips left. A ridge
+# its finite-horizon Gittins index (@sec-coinflip-index), and, once per state, the number of flips left. A ridge
 # probe (closed form, standardised activations) is fitted on 70% of the states and scored by R² on the other 30%, at
 # the observation (`hook_obs`, the 11 raw inputs) and after each ReLU (`mlp.0.hook_post`, `mlp.1.hook_post`). Two
 # controls calibrate the scores: the same probe fitted to shuffled labels, and the same hook of a randomly
@@ -170,7 +170,7 @@ md(f"Flips left is linearly decodable everywhere (R² {ps.loc[('flips left', 'ml
    f"that the information is there, not that the agent uses it; no probe in this chapter is tested by intervention.")
 
 # %% [markdown]
-# ## 2. The decision to stick or switch: circuit discovery
+# ## The decision to stick or switch: circuit discovery
 #
 # **Clean and corrupted states.** A *clean* state is a reached state in which the agent flips the best-looking coin
 # (highest posterior mean, flipped before) although an unflipped coin is available. Its *corrupted* partner is the
@@ -375,7 +375,7 @@ md(f"EAP and EAP-IG rank the edges with Spearman correlation {rho_eap_ig:.3f} ov
    f"times as much as EAP. The circuit in @fig-circuit reads the inputs {', '.join(in_nodes)}.")
 
 # %% [markdown]
-# ## 3. A mechanistic hypothesis, tested by causal scrubbing
+# ## A mechanistic hypothesis, tested by causal scrubbing
 #
 # Attribution patching tells us *where* the decision is computed, not *what* is computed there. An index policy
 # would compute a score per coin from that coin's counts and the horizon, then compare the scores. We therefore group
@@ -500,14 +500,14 @@ md(f"The groups have sizes {sizes_g}; the largest live group is {max(live_g, key
    f"([{h3e['95% CI low']:.1%}, {h3e['95% CI high']:.1%}]).")
 
 # %% [markdown]
-# ## 4. The agent's implicit index
+# ## The agent's implicit index {#sec-coinflip-index}
 #
 # Index policies score each coin separately and flip the highest score. Three classical indices:
 #
 # * **Gittins index** (finite horizon, `bayes.gittins_index`): the pay-off per flip of a known coin that makes the
 #   player indifferent between that known coin for all remaining flips and trying this coin first with the option
 #   to retire to the known coin later. Computed exactly by one backward induction per calibration pay-off.
-# * **Bayes-UCB** (Kaufmann et al. 2012): the posterior quantile at level 1 − 1/(t+1).
+# * **Bayes-UCB** [@kaufmann2012bayesian]: the posterior quantile at level 1 − 1/(t+1).
 # * **Posterior mean + c × posterior sd**, with the bonus weight $c$ fitted per flips left.
 #
 # We measure how much of the agent's Q-value variation each index explains, in two views, both weighted by reach
@@ -657,7 +657,7 @@ md(f"Over all coins, the agent's centred Q-values are explained to R² {it.loc['
    f"against {bs.loc[l_hi]:+.3f}, {bs.loc[l_mid]:+.3f} and {bs.loc[1]:+.3f} for Q\\*.")
 
 # %% [markdown]
-# ## 5. Integrated gradients on the stick/switch decision
+# ## Integrated gradients on the stick/switch decision
 #
 # Integrated gradients (Captum) attribute $Q(s, a) - Q(s, b)$ on each clean and corrupted state to the 11 inputs,
 # relative to the all-zero input (no coin flipped, no flips left). Completeness requires the attributions to sum to the

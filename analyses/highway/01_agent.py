@@ -1,10 +1,10 @@
 # %% [markdown]
-# # Ego-attention DQN at an intersection
+# # Ego-attention DQN at an intersection {#sec-highway-agent}
 #
 # An autonomous car approaching an unsignalised intersection must decide, many times a second, whether to yield or
 # to go. The decision depends on a *variable* number of other vehicles, each described by the same handful of
-# features, and none of them comes in a natural order. Leurent and Mercat (2019, "Social Attention for Autonomous
-# Decision-Making in Dense Traffic") argued that a fixed-size, order-dependent input such as a flat vector is a poor
+# features, and none of them comes in a natural order. @leurent2019social
+# argued that a fixed-size, order-dependent input such as a flat vector is a poor
 # fit for this, and proposed an **ego-attention** Q-network: every vehicle is embedded separately, and the ego
 # vehicle *queries* the others with multi-head attention, so the network is invariant to the order of the other
 # vehicles and can say, through its attention weights, which of them it is looking at. This study reproduces their

@@ -1,9 +1,9 @@
 # %% [markdown]
-# # Inside the ego-attention: QK and OV circuits
+# # Inside the ego-attention: QK and OV circuits {#sec-highway-circuits}
 #
-# Chapter 1 trained an ego-attention Q-network that crosses the intersection far better than an MLP of the same
+# @sec-highway-agent trained an ego-attention Q-network that crosses the intersection far better than an MLP of the same
 # size. This chapter reads its attention layer. In a transformer one splits an attention head into two nearly
-# independent circuits (Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits"): the **QK circuit**
+# independent circuits [@elhage2021mathematical]: the **QK circuit**
 # $W_Q^\top W_K$ decides *where* the head looks, and the **OV circuit** $W_O W_V$ decides *what* it moves once it
 # looks there. The ego-attention network has one query (the ego vehicle) and 15 keys (all vehicles, the ego
 # included), so each head's QK circuit is a bilinear form between the ego's embedding and a vehicle's embedding, and
@@ -274,7 +274,7 @@ md(f"The lens of the last layer reproduces the Q-values exactly (largest differe
 # faithfulness we measured by the score correlation above. The per-head OV matrices go through an averaged readout,
 # so they describe the *typical* direction in which an attended vehicle pushes the decision, not its size in any
 # particular scene. None of these readings is tested by intervention here: the QK and OV matrices and the logit lens
-# are read from weights and activations. Chapter 3 compares them with attributions, neurons and controlled scenes
-# on individual inputs (still observational), and chapter 4 intervenes on the attention heads and the residual
-# (patching, ablation, steering), which tests what the heads do for the decision but not the feature-level QK/OV
-# readings themselves.
+# are read from weights and activations. @sec-highway-attributions compares them with attributions, neurons and
+# controlled scenes on individual inputs (still observational), and @sec-highway-causal intervenes on the attention
+# heads and the residual (patching, ablation, steering), which tests what the heads do for the decision but not the
+# feature-level QK/OV readings themselves.

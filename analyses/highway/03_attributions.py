@@ -1,12 +1,12 @@
 # %% [markdown]
-# # Attributions, neurons and features
+# # Attributions, neurons and features {#sec-highway-attributions}
 #
-# Chapter 2 read the ego-attention network's weights. This chapter asks the complementary, input-level questions:
-# which features of which vehicles a given decision depends on (**integrated gradients**, Sundararajan et al. 2017),
-# how much of it flows through each attention head and each neuron (**conductance**, Dhamdhere et al. 2018), what
-# the neurons of the output MLP respond to (activations over episodes, their alignment with the feature directions
-# the embeddings write, and a **semantic dictionary** built from controlled scenes), and which scenes drive a neuron
-# or an action hardest (**feature optimisation**, constrained to valid observations).
+# @sec-highway-circuits read the ego-attention network's weights. This chapter asks the complementary, input-level
+# questions: which features of which vehicles a given decision depends on [**integrated gradients**,
+# @sundararajan2017axiomatic], how much of it flows through each attention head and each neuron [**conductance**,
+# @dhamdhere2018important], what the neurons of the output MLP respond to (activations over episodes, their alignment
+# with the feature directions the embeddings write, and a **semantic dictionary** built from controlled scenes), and
+# which scenes drive a neuron or an action hardest (**feature optimisation**, constrained to valid observations).
 #
 # **Baselines.** Integrated gradients needs a baseline, and the network has one discontinuity: a vehicle is masked
 # out of the attention when its presence flag is below 0.5. A path that switches vehicles on would cross that jump
@@ -223,8 +223,8 @@ md_table(nrows, digits=3)
 # @fig-highway-neuron-trace shows the last-layer neurons along the episodes (one column per step), and how each
 # neuron's input weights align with the feature directions that the embeddings write into the residual: for an ego
 # feature $f$, $\tfrac12 \bar J_{ego}[:, f]$; for a feature of a vehicle attended by head $h$,
-# $\tfrac12 W_O^h W_V^h \bar J_{oth}[:, f]$ (the averaged embedding maps of chapter 2). The residual is read by the
-# first MLP layer, so we compare these directions with the rows of `mlp.0`'s weight matrix.
+# $\tfrac12 W_O^h W_V^h \bar J_{oth}[:, f]$ (the averaged embedding maps of @sec-highway-circuits). The residual is read
+# by the first MLP layer, so we compare these directions with the rows of `mlp.0`'s weight matrix.
 
 # %%
 #| label: fig-highway-neuron-trace
@@ -443,5 +443,5 @@ md(f"Integrated gradients and conductance agree on where the decision is made, a
 # family of controlled scenes (a single other vehicle on a road direction): they say what a neuron tracks in that
 # family, not that it computes that variable in dense traffic. The position maps are the most direct evidence of
 # the policy's logic. All of this chapter is observational: the attributions, the neuron dictionary, the position maps
-# and the feature optimisation are not tested by intervention here; chapter 4 tests causal claims about the heads and
-# the residual stream with interventions, not the neuron labels.
+# and the feature optimisation are not tested by intervention here; @sec-highway-causal tests causal claims about the
+# heads and the residual stream with interventions, not the neuron labels.

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Causal tests: ablations, edits and a scrubbed hypothesis
+# # Causal tests: ablations, edits and a scrubbed hypothesis {#sec-highway-causal}
 #
 # Attention weights and attributions suggest what the ego-attention agent looks at; they do not show that what it
 # looks at *matters*. This chapter intervenes. We remove parts of the network — one attention head, the attention to

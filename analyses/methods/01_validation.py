@@ -1,12 +1,13 @@
 # %% [markdown]
-# # Validating the toolkit on planted circuits
+# # Validating the toolkit on planted circuits {#sec-methods-validation}
 #
 # Every later chapter of this book points an interpretability method at a trained agent and reads off a circuit, a
 # feature or an attribution. None of those readings can be checked against the truth: nobody knows which edges of a
 # DQN "really" compute the value of a coin. Before trusting the methods we therefore run them on models whose
 # circuit is known *by construction*, and ask whether they find it. This is the standard sanity check of the circuit
-# discovery literature (Conmy et al. 2023 compare ACDC against hand-found circuits; auto-circuit, Miller et al. 2024,
-# adds synthetic models with planted circuits), applied here to every method of `rlinterp.interp`.
+# discovery literature (ACDC was compared against hand-found circuits by @conmy2023towards; auto-circuit
+# [@miller2024transformer] adds synthetic models with planted circuits), applied here to every method of
+# `rlinterp.interp`.
 #
 # **Planted models.** Two families, several sizes each (`rlinterp.models.planted`):
 #
@@ -34,11 +35,11 @@
 # the set of edges that carry a signal that changes between inputs *and* reaches the output (for the transformer:
 # embed→A0.0.v, A0.0→A1.0.k, embed→A1.0.v, A1.0→end; position embeddings never change and are not part of it).
 #
-# **Methods and scores.** Edge attribution patching (EAP, Syed et al. 2023) scores every edge with one forward and
-# backward pass; EAP-IG (Hanna et al. 2024) averages the gradient over inputs interpolated between the corrupted and
-# the clean input; both are ranked by absolute score, giving a ROC curve against the planted edges. ACDC (Conmy et
-# al. 2023) prunes edges in reverse topological order, removing an edge when the KL divergence to the clean model
-# (the squared error for the regression MLPs) grows by less than a threshold τ; each τ yields one point (false
+# **Methods and scores.** Edge attribution patching [EAP, @syed2023attribution] scores every edge with one forward and
+# backward pass; EAP-IG [@hanna2024faith] averages the gradient over inputs interpolated between the corrupted and
+# the clean input; both are ranked by absolute score, giving a ROC curve against the planted edges. ACDC
+# [@conmy2023towards] prunes edges in reverse topological order, removing an edge when the KL divergence to the clean
+# model (the squared error for the regression MLPs) grows by less than a threshold τ; each τ yields one point (false
 # positive rate, true positive rate), and sweeping τ traces the curve. EAP uses a task metric with a non-zero gradient
 # at the clean input: the logit difference between the clean and corrupted answers, and for the MLPs the fraction of
 # the clean-minus-corrupted output that is present. We then test causal scrubbing of the true and of a deliberately
@@ -259,7 +260,7 @@ md(f"The true hypotheses recover {t_.recovered.min():.1%} to {t_.recovered.max()
 # %% [markdown]
 # ## Integrated gradients: completeness
 #
-# Integrated gradients (Sundararajan et al. 2017) satisfy *completeness*: the attributions sum to
+# Integrated gradients [@sundararajan2017axiomatic] satisfy *completeness*: the attributions sum to
 # F(x) − F(baseline). The numerical integral approximates this; Captum reports the gap as the convergence delta. The
 # transformer is smooth, so Gauss–Legendre quadrature converges fast. The ReLU MLP's gradient is piecewise constant
 # along the path, with jumps where a neuron switches: quadratures that put nodes on both sides of a kink are off by
@@ -627,11 +628,11 @@ md(f"On the sparse and the axis-aligned models every method scores an AUC of at 
 # gradients are complete to numerical precision, and probes decode a planted feature while staying at chance on
 # controls. The checks also show where each method is fragile. EAP is a first-order approximation at the clean
 # input; when the planted attention is saturated, the gradient through the softmax vanishes and EAP scores the edges
-# that *set* the attention pattern as irrelevant — the failure EAP-IG was designed to fix (Hanna et al. 2024), and
+# that *set* the attention pattern as irrelevant — the failure EAP-IG was designed to fix [@hanna2024faith], and
 # the reason later chapters report EAP-IG and confirm with ACDC or activation patching. ACDC is exact for the metric
 # it uses but costs one forward pass per edge, which is affordable for our small agents and prohibitive for large
 # graphs. Causal scrubbing is only as strong as the alternatives it is tested against: here the wrong hypotheses are
-# rejected, but hypotheses whose errors cancel can pass (Scheurer et al. 2023). The planted circuits of
+# rejected, but hypotheses whose errors cancel can pass [@scheurer2023practical]. The planted circuits of
 # the first sections are clean by design — exact zeros separate most distractors — so their scores are an upper
 # bound. The failure-mode models show the rest: redundant (OR) paths are scored zero by first-order and single-edge
 # methods and halved by ACDC; self-cancelling pairs are ranked high by every edge method, kept by ACDC and lower the

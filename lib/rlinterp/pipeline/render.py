@@ -3,7 +3,8 @@
 The fallback honours the subset of Quarto's notebook conventions the chapters use, so both renderers show the same
 book: cell options ``#| label``, ``#| fig-cap``, ``#| tbl-cap``, ``#| echo``, ``#| include``, ``#| output``; the
 cell tags ``remove-cell``/``remove-input``/``remove-output``; ``@fig-…``/``@tbl-…`` cross-references (numbered
-"Figure <chapter>.<n>"); citations from ``references.bib``; stderr streams (progress bars, warnings) are dropped as
+"Figure <chapter>.<n>") and ``@sec-…`` ones to headings with a ``{#sec-…}`` id ("Chapter <n>", "Section <n>.<k>", as
+Quarto numbers them with ``crossref: chapters: true``); citations from ``references.bib``; stderr streams (progress bars, warnings) are dropped as
 with Quarto's ``warning: false``.
 
 A chapter that was not executed yet does not stop the book: while rendering, it is a short placeholder page that
@@ -26,7 +27,8 @@ import yaml
 from rlinterp.pipeline import analyses as an
 
 OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$")
-XREF = re.compile(r"@((?:fig|tbl)-[\w-]+)")
+XREF = re.compile(r"@((?:fig|tbl|sec)-[\w-]*\w)")
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*(?:\{([^}]*)\})?\s*$")
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Page:
     number: int | None  # chapter number (None: unnumbered, e.g. the index)
     title: str = ""
     markdown: str = ""
-    labels: dict[str, str] = field(default_factory=dict)  # label -> "Figure 2.1"
+    labels: dict[str, str] = field(default_factory=dict)  # label -> "Figure 2.1", "Section 2.3", "Chapter 2"
 
     @property
     def html_path(self) -> str:
@@ -266,6 +268,41 @@ def _collect_labels(nb: dict, number: int | None) -> dict[str, str]:
     return labels
 
 
+def _section_labels(markdown: str, number: int | None) -> dict[str, str]:
+    """``sec-…`` ids of the headings of one page -> their cross-reference text, numbered as ``--number-sections`` with
+    the chapter's offset numbers them: the chapter heading is "Chapter 3", a section "Section 3.2"; headings of an
+    unnumbered page (or marked ``.unnumbered``) are referred to by their title. Headings in code blocks are skipped."""
+    labels: dict[str, str] = {}
+    counts = [0] * 6
+    fence = None
+    for line in markdown.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            ticks = stripped[:len(stripped) - len(stripped.lstrip(stripped[0]))]
+            if fence is None:
+                fence = ticks
+            elif ticks.startswith(fence) and not stripped[len(ticks):].strip():
+                fence = None
+            continue
+        if fence is not None or not (m := HEADING.match(line)):
+            continue
+        level, text, attrs = len(m.group(1)), m.group(2), (m.group(3) or "").split()
+        unnumbered = number is None or ".unnumbered" in attrs or "-" in attrs
+        if not unnumbered:
+            counts[level - 1] += 1
+            counts[level:] = [0] * (6 - level)
+        ids = [a[1:] for a in attrs if a.startswith("#sec-")]
+        if not ids:
+            continue
+        if unnumbered:
+            labels[ids[0]] = text
+        elif level == 1:
+            labels[ids[0]] = f"Chapter {number}"
+        else:
+            labels[ids[0]] = "Section " + ".".join(str(c) for c in [number, *counts[1:level]])
+    return labels
+
+
 def _title(markdown: str, fallback: str) -> str:
     m = re.search(r"^#\s+(.+?)\s*(\{.*\})?\s*$", markdown, flags=re.M)
     return m.group(1) if m else fallback
@@ -296,11 +333,12 @@ def load_pages(book_dir: Path, media_root: Path) -> tuple[dict, list[Page]]:
         else:
             meta, page.markdown = _qmd_markdown((book_dir / page.source).read_text())
         page.title = _title(page.markdown, Path(page.source).stem)
+        page.labels.update(_section_labels(page.markdown, page.number))
     return config, pages
 
 
 def _resolve_xrefs(markdown: str, pages: list[Page], here: Page | None) -> str:
-    """Replace ``@fig-x``/``@tbl-x`` by numbered links (same page: ``#fig-x``; other pages: ``file.html#fig-x``)."""
+    """Replace ``@fig-x``/``@tbl-x``/``@sec-x`` by numbered links (same page: ``#fig-x``; other pages: ``file.html#fig-x``)."""
     where = {label: (p, text) for p in pages for label, text in p.labels.items()}
 
     def sub(m: re.Match) -> str:
