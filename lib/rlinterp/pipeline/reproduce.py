@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from rlinterp.pipeline import analyses as an
+from rlinterp.pipeline.report import md_table_text
 
 APPENDIX = "paper/reproducing.qmd"
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "gymnasium", "highway-env", "transformer-lens", "sae-lens", "captum",
@@ -57,12 +58,7 @@ def _chapter_rows(root: Path, book_dir: Path) -> list[dict]:
 
 
 def _table(rows: list[dict]) -> str:
-    if not rows:
-        return "(none)\n"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return md_table_text(rows) + "\n" if rows else "(none)\n"
 
 
 def appendix_markdown(root: Path, book_dir: Path | None = None) -> str:
