@@ -18,7 +18,8 @@ from rlinterp.interp.lens import logit_lens
 from rlinterp.interp.patching import (
     ablation_cache, kl_metric, logit_diff_metric, mse_metric, patch_edges, patch_nodes, restored_metric,
 )
-from rlinterp.interp.probes import ProbeResult, cache_hook, fit_probe, probe_hook
+from rlinterp.interp.probes import (ProbeResult, SpatialProbeResult, cache_hook, fit_probe, fit_spatial_probe,
+                                    probe_hook)
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
 __all__ = [
@@ -27,6 +28,6 @@ __all__ = [
     "maximize_discrete", "Circuit", "Edge", "EdgeGroup", "Graph", "ModelFlagWarning", "Node", "check_hooks", "get_graph",
     "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
-    "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "cache_hook", "fit_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
+    "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "SpatialProbeResult", "cache_hook", "fit_probe", "fit_spatial_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",
 ]

@@ -7,12 +7,20 @@ random-init network, :func:`probe_hook` with ``control_model``). Ridge regressio
 features reports held-out R²; multinomial logistic regression (L-BFGS, L2) for discrete ones reports held-out
 accuracy next to the majority-class rate (chance).
 
+For *where* questions on a convolutional map (which cell of a grid world holds the goal?), :func:`fit_spatial_probe`
+fits one linear read-out shared by every position of a ``[n, c, h, w]`` activation -- a 1x1 convolution giving a
+logit per position -- and a softmax over the cells of the world grid (positions are mapped to the cells they cover,
+so a map finer or coarser than the grid is read at the grid's resolution). It reports the held-out rate of exact
+cells and of cells within one (Chebyshev distance <= 1), with the same controls, and splits train/test by *group*
+(e.g. level) so that states of one level are never on both sides.
+
 A fitted probe is a :class:`ProbeResult`: besides the scores it keeps the standardisation (``mean``, ``std``), the
 weights and bias and the train/test split, so ``predict(X)`` (and ``predict_proba(X)`` for a logistic probe) reads
 new activations the way the probe was fitted.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +186,145 @@ def fit_probe(
         raise ValueError(f"fit_probe: control must be 'shuffle', a tensor of control activations or None, "
                          f"got {control!r}")
     return ProbeResult(kind, score, ctrl, chance, W, train, b, mu, sd, tr, te, target_shape)
+
+
+@dataclass
+class SpatialProbeResult:
+    """A fitted spatial ("where") probe: ``logit[cell] = logsumexp over the cell's pixels of (w . x[:, pos] + b)``.
+
+    ``accuracy`` / ``within1`` are held-out rates (exact cell / Chebyshev distance <= 1); ``control_*`` the same for
+    the control fit; ``chance`` the held-out rate of always answering the most frequent training cell.
+    """
+
+    accuracy: float
+    within1: float
+    control_accuracy: float
+    control_within1: float
+    chance: float
+    train_accuracy: float
+    weight: Tensor  # [c] the read-out direction over channels (standardised)
+    bias: Tensor  # [] (does not change the argmax; kept for logits)
+    mean: Tensor  # [c] per-channel mean over training samples and positions
+    std: Tensor  # [c]
+    grid: tuple[int, int]  # world cells (rows, cols)
+    train_idx: Tensor
+    test_idx: Tensor
+
+    def cell_logits(self, acts: Any) -> Tensor:
+        """Logits over the grid's cells [n, rows * cols] for activations ``acts`` [n, c, h, w]."""
+        X = torch.as_tensor(acts).detach().cpu().double()
+        return _cell_logits(X, self.weight, self.bias, self.mean, self.std, self.grid)
+
+    def predict(self, acts: Any) -> Tensor:
+        """Predicted cells [n, 2] (row, col)."""
+        idx = self.cell_logits(acts).argmax(-1)
+        return torch.stack([idx // self.grid[1], idx % self.grid[1]], -1)
+
+
+def _cell_logits(X: Tensor, w: Tensor, b: Tensor, mu: Tensor, sd: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Position logits of a [n, c, h, w] map, spread to a common resolution and pooled per grid cell (logsumexp)."""
+    z = torch.einsum("nchw,c->nhw", (X - mu[:, None, None]) / sd[:, None, None], w) + b  # [n, h, w]
+    n, h, wd = z.shape
+    R, C = grid
+    fh, fw = math.lcm(h, R) // h, math.lcm(wd, C) // wd  # nearest-neighbour upsampling to a multiple of the grid
+    z = z.repeat_interleave(fh, 1).repeat_interleave(fw, 2)  # [n, H, W] with H = lcm(h, R)
+    H, W = z.shape[1:]
+    z = z.reshape(n, R, H // R, C, W // C).permute(0, 1, 3, 2, 4).reshape(n, R * C, -1)
+    return torch.logsumexp(z, -1)  # [n, R * C]
+
+
+def _group_split(groups: Tensor, test_frac: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    uniq = torch.unique(groups)
+    if len(uniq) < 2:
+        raise ValueError("fit_spatial_probe: need at least 2 groups to split train/test by group")
+    perm = uniq[torch.randperm(len(uniq), generator=g)]
+    n_test = min(len(uniq) - 1, max(1, int(round(len(uniq) * test_frac))))
+    test = torch.isin(groups, perm[:n_test])
+    return torch.nonzero(~test).squeeze(1), torch.nonzero(test).squeeze(1)
+
+
+def fit_spatial_probe(
+    acts: Tensor, cells: Tensor, grid: tuple[int, int], groups: Tensor | None = None, test_frac: float = 0.3,
+    control: str | Tensor | None = "shuffle", alpha: float = 1e-3, steps: int = 200, seed: int = 0,
+) -> SpatialProbeResult:
+    """Fit a "where" probe ``acts [n, c, h, w] -> cells [n, 2]`` (row, col of a ``grid = (rows, cols)`` world).
+
+    The map must cover the world (its image is the world: position ``(i, j)`` of an ``h x w`` map covers the cells
+    ``[i R / h, (i + 1) R / h) x [j C / w, (j + 1) C / w)``). One read-out ``w`` [c] scores every position; a cell's
+    logit pools the scores of the positions covering it (a coarse map gives all cells of a position the same logit,
+    so its exact-cell accuracy is limited and ``within1`` is the fairer score). Cross-entropy over cells with an L2
+    penalty ``alpha |w|²``, L-BFGS. ``groups`` [n] (e.g. level seeds) keeps each group on one side of the split (else
+    rows are split at random). ``control``: "shuffle" (cells permuted across rows), activations of a control model
+    (same shape), or None.
+    """
+    test_frac = check_float("fit_spatial_probe: test_frac", test_frac, 0.0, 1.0)
+    alpha = check_float("fit_spatial_probe: alpha", alpha, 0.0)
+    steps = check_int("fit_spatial_probe: steps", steps, 1)
+    seed = check_int("fit_spatial_probe: seed", seed)
+    if not isinstance(acts, Tensor) or acts.ndim != 4:
+        raise ValueError(f"fit_spatial_probe: acts must be a [n, c, h, w] tensor, got "
+                         f"{tuple(acts.shape) if isinstance(acts, Tensor) else type(acts).__name__}")
+    R, C = (check_int("fit_spatial_probe: grid rows", grid[0], 1), check_int("fit_spatial_probe: grid cols", grid[1], 1))
+    cells = torch.as_tensor(cells).long().cpu()
+    if cells.shape != (len(acts), 2):
+        raise ValueError(f"fit_spatial_probe: cells must be [n, 2] (row, col) with n = {len(acts)}, "
+                         f"got {tuple(cells.shape)}")
+    if (cells < 0).any() or (cells[:, 0] >= R).any() or (cells[:, 1] >= C).any():
+        raise ValueError(f"fit_spatial_probe: cells must lie in the {R}x{C} grid")
+    g = torch.Generator().manual_seed(seed)
+    if groups is None:
+        tr, te = _split(len(acts), test_frac, g)
+    else:
+        groups = torch.as_tensor(groups).cpu()
+        if groups.shape != (len(acts),):
+            raise ValueError(f"fit_spatial_probe: groups must be [n], got {tuple(groups.shape)}")
+        tr, te = _group_split(groups, test_frac, g)
+    y = cells[:, 0] * C + cells[:, 1]
+
+    def fit(X: Tensor, y: Tensor):
+        X = X.detach().double().cpu()
+        mu = X[tr].mean((0, 2, 3))
+        sd = X[tr].std((0, 2, 3)).clamp_min(1e-6)
+        Xs = ((X - mu[:, None, None]) / sd[:, None, None]).float()  # standardised once
+        one, zero = torch.ones_like(mu).float(), torch.zeros_like(mu).float()
+        w = torch.zeros(X.shape[1], requires_grad=True)
+        b = torch.zeros((), requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+        Xtr, ytr = Xs[tr], y[tr]
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(_cell_logits(Xtr, w, b, zero, one, (R, C)), ytr) + alpha * (w**2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        w, b = w.detach().double(), b.detach().double()
+
+        def rates(idx: Tensor) -> tuple[float, float]:
+            pred = _cell_logits(X[idx], w, b, mu, sd, (R, C)).argmax(-1)
+            dr = (pred // C - y[idx] // C).abs()
+            dc = (pred % C - y[idx] % C).abs()
+            return float((pred == y[idx]).double().mean()), float((torch.maximum(dr, dc) <= 1).double().mean())
+
+        return rates(te), rates(tr)[0], w, b, mu, sd
+
+    (acc, w1), train_acc, w, b, mu, sd = fit(acts, y)
+    if isinstance(control, Tensor):
+        if control.shape[0] != len(acts) or control.ndim != 4:
+            raise ValueError(f"fit_spatial_probe: control activations must be [{len(acts)}, c, h, w], "
+                             f"got {tuple(control.shape)}")
+        (cacc, cw1), *_ = fit(control, y)
+    elif control is None:
+        cacc = cw1 = float("nan")
+    elif control == "shuffle":
+        (cacc, cw1), *_ = fit(acts, y[torch.randperm(len(y), generator=g)])
+    else:
+        raise ValueError(f"fit_spatial_probe: control must be 'shuffle', a tensor of control activations or None, "
+                         f"got {control!r}")
+    chance = float((y[te] == torch.bincount(y[tr], minlength=R * C).argmax()).double().mean())
+    return SpatialProbeResult(acc, w1, cacc, cw1, chance, train_acc, w, b, mu, sd, (R, C), tr, te)
 
 
 def cache_hook(model: nn.Module, inputs: Any, hook: str, batch_size: int = 4096) -> Tensor:

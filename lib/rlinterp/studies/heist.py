@@ -4,6 +4,12 @@
 * :func:`evaluate_policy` -- the same for any policy ``act(env, obs) -> actions``; :func:`random_policy` and
   :func:`oracle_policy` (the BFS solver of :mod:`rlinterp.envs.heist`) are the baselines.
 * :func:`baselines` -- the random and oracle rows of the evaluation table.
+* :func:`stage_states` -- every state of a level's goal stage ``s`` (keys ``< s`` held): the agent on each cell it can
+  reach; :func:`action_field` -- the policy at each of them (for the "vector field" figures,
+  :func:`plot_action_fields`).
+* :func:`collect_states` -- states visited by a policy on given levels, with their symbolic labels (current goal
+  position, other entities, keys held), the dataset of the probes; :func:`probe_layers` -- spatial "where" probes of
+  one label at every conv hook, with a random-init network and shuffled labels as controls.
 
 Each level is played once (the first episode of each slot of a :class:`~rlinterp.envs.heist.BatchedHeist`).
 Reported: success rate (Wilson interval), mean length of successful episodes, and their ratio to the level's
@@ -16,9 +22,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from rlinterp.envs.heist import BatchedHeist, HeistConfig, level_seeds, solve
+from rlinterp.envs.heist import (DELTAS, FLOOR, GEM_GOAL, KEY, LOCK, WALL, BatchedHeist, HeistConfig, Level,
+                                 level_seeds, make_level, render, solve)
 from rlinterp.stats import mean_interval, wilson
-from rlinterp.validation import check_int
+from rlinterp.validation import check_choice, check_int
 
 Policy = Callable[[BatchedHeist, np.ndarray], np.ndarray]
 
@@ -123,3 +130,189 @@ def summary_row(res: dict[str, Any]) -> dict[str, float]:
     s, r = res["success_rate"], res["length_ratio"]
     return dict(n=int(res["n"]), success=float(s[0]), success_lo=float(s[1]), success_hi=float(s[2]),
                 length_ratio=float(r[0]), length_ratio_lo=float(r[1]), length_ratio_hi=float(r[2]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# goal stages and action fields
+
+
+def _reachable(blocked: np.ndarray, start: Sequence[int]) -> np.ndarray:
+    """(D, D) bool: cells reachable from ``start`` by orthogonal moves through unblocked cells (on a tree maze the
+    diagonal moves reach the same set)."""
+    seen = np.zeros_like(blocked, bool)
+    stack = [(int(start[0]), int(start[1]))]
+    seen[stack[0]] = True
+    D0, D1 = blocked.shape
+    while stack:
+        r, c = stack.pop()
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            q = (r + dr, c + dc)
+            if 0 <= q[0] < D0 and 0 <= q[1] < D1 and not blocked[q] and not seen[q]:
+                seen[q] = True
+                stack.append(q)
+    return seen
+
+
+def stage_states(level: Level | int, stage: int, config: HeistConfig | None = None) -> dict[str, Any]:
+    """Every state of goal stage ``stage`` of a level: keys ``0..stage-1`` held (gone from the maze), the current
+    goal key ``stage`` (the gem when ``stage`` = number of keys), the agent on each free cell it can reach then.
+
+    A lock ``j < stage`` is drawn open (gone) exactly for the agent cells behind it (cells the start cannot reach
+    with lock ``j`` closed): in the real game the agent passed it to get there. Cells holding an entity still in the
+    maze are left out (the agent would pick it up). Returns ``obs`` (n, H, W, 3) uint8, ``agent`` (n, 2),
+    ``cells`` (n, D, D) state grids, ``held`` (3,), ``goal`` (0..2 key, 3 gem), ``goal_pos`` (2,), ``background``
+    (H, W, 3): the stage without the agent (locks as at the start of the stage).
+    """
+    cfg = config or HeistConfig()
+    lv = level if isinstance(level, Level) else make_level(check_int("level", level, 0), cfg)
+    k = lv.num_keys
+    stage = check_int("stage", stage, 0, k)
+    base = lv.cells()
+    held = np.zeros(3, bool)
+    held[:stage] = True
+    for i in range(stage):
+        base[tuple(lv.keys[i])] = FLOOR
+    walls = base == WALL
+    closed = walls.copy()
+    for j in range(stage, k):
+        closed[tuple(lv.locks[j])] = True
+    reach = _reachable(closed, lv.agent)
+    behind = [~_reachable(closed | (np.arange(base.size).reshape(base.shape) == np.ravel_multi_index(
+        tuple(lv.locks[j]), base.shape)), lv.agent) for j in range(stage)]
+    occupied = (base != FLOOR) & ~((base >= LOCK) & (base < LOCK + stage))  # keys/gem/locks still closed
+    cand = np.argwhere(reach & ~occupied)
+    grids = np.repeat(base[None], len(cand), 0)
+    for n, (r, c) in enumerate(cand):
+        for j in range(stage):
+            if behind[j][r, c]:
+                grids[n][tuple(lv.locks[j])] = FLOOR
+    H = np.repeat(held[None], len(cand), 0)
+    obs = render(grids, cand, H, cfg.cell_px)
+    bg = base.copy()
+    bg_img = render(bg[None], np.array([[0, 0]]), held[None], cfg.cell_px)[0]
+    p = cfg.cell_px  # the agent was drawn on wall cell (0, 0): paint that cell as wall again
+    bg_img[:p, :p] = render(bg[None], np.array([[1, 0]]), held[None], cfg.cell_px)[0][:p, :p]
+    goal = stage if stage < k else GEM_GOAL
+    goal_pos = lv.gem if goal == GEM_GOAL else lv.keys[goal]
+    return dict(obs=obs, agent=cand, cells=grids, held=held, goal=int(goal), goal_pos=np.asarray(goal_pos),
+                background=bg_img, level=lv)
+
+
+def action_field(model: torch.nn.Module, level: Level | int, stage: int,
+                 config: HeistConfig | None = None) -> dict[str, Any]:
+    """The policy at every state of :func:`stage_states`: ``probs`` (n, 9) and ``arrow`` (n, 2) = the expected move
+    ``sum_a p(a) (d_row, d_col)(a)`` (the direction the policy pushes the agent, as in maze-agent vector fields)."""
+    st = stage_states(level, stage, config)
+    model.eval()
+    with torch.no_grad():
+        logits, value = model(st["obs"])
+    probs = torch.softmax(logits, -1).cpu().numpy()
+    st.update(probs=probs, arrow=probs @ DELTAS.astype(float), value=value.cpu().numpy())
+    return st
+
+
+def plot_action_fields(model: torch.nn.Module, level: Level | int, config: HeistConfig | None = None,
+                       width: float = 6.5):
+    """One panel per goal stage of a level: the maze as the agent sees it at the start of the stage, an arrow at
+    every cell the agent can stand on (length = how decided the policy is), the current goal circled."""
+    import matplotlib.pyplot as plt
+
+    cfg = config or HeistConfig()
+    lv = level if isinstance(level, Level) else make_level(check_int("level", level, 0), cfg)
+    n = lv.num_keys + 1
+    fig, axes = plt.subplots(1, n, figsize=(width, width / n + 0.6), squeeze=False)
+    names = [f"goal: key {i}" for i in range(lv.num_keys)] + ["goal: gem"]
+    for s, ax in enumerate(axes[0]):
+        f = action_field(model, lv, s, cfg)
+        ax.imshow(f["background"], extent=(0, cfg.world_dim, cfg.world_dim, 0))
+        y, x = f["agent"][:, 0] + 0.5, f["agent"][:, 1] + 0.5
+        ax.quiver(x, y, f["arrow"][:, 1], -f["arrow"][:, 0], angles="xy", scale_units="xy", scale=1.25,
+                  width=0.012, color="black")
+        gr, gc = f["goal_pos"]
+        ax.add_patch(plt.Circle((gc + 0.5, gr + 0.5), 0.62, fill=False, lw=1.5, color="magenta"))
+        ax.set_title(names[s], fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# probe datasets and probes
+
+#: spatial hooks of the agent networks probed by :func:`probe_layers`, input to output
+SPATIAL_HOOKS = ("hook_obs", "blocks.0.hook_post", "blocks.0.pool.hook_out", "blocks.1.hook_post",
+                 "blocks.2.hook_post", "blocks.2.pool.hook_out", "blocks.3.hook_post", "blocks.3.pool.hook_out",
+                 "blocks.4.hook_post", "blocks.4.pool.hook_out")
+#: labels of :func:`collect_states` that are positions (probed with spatial probes)
+POSITION_LABELS = ("goal_pos", "agent", "gem", "key0", "key1", "key2", "lock0", "lock1", "lock2")
+
+
+def collect_states(policy: Policy, seeds: Sequence[int], config: HeistConfig | None = None,
+                   max_states: int = 5000, every: int = 1) -> dict[str, np.ndarray]:
+    """States visited by ``policy`` playing each level of ``seeds`` once (every ``every``-th step, at most
+    ``max_states`` in all), with their symbolic labels.
+
+    Returns ``obs`` (n, H, W, 3) uint8, ``level_seed`` (n,), ``t`` (n,), ``agent`` / ``goal_pos`` / ``gem`` (n, 2),
+    ``key{i}`` / ``lock{i}`` (n, 2) (-1 when absent or gone), ``goal`` (n,) (0..2 key, 3 gem), ``keys_held`` (n, 3),
+    ``num_keys`` (n,), ``goal_distance`` (n,).
+    """
+    cfg = config or HeistConfig()
+    seeds = np.asarray(seeds, dtype=np.int64)
+    max_states = check_int("max_states", max_states, 1)
+    every = check_int("every", every, 1)
+    rows: list[dict[str, Any]] = []
+    obs_list: list[np.ndarray] = []
+    env = BatchedHeist(len(seeds), cfg)
+    obs = env.reset(seeds)
+    open_ = np.ones(len(seeds), bool)
+    t = 0
+    while open_.any() and len(rows) < max_states:
+        if t % every == 0:
+            for i in np.flatnonzero(open_):
+                info = env.symbolic(int(i))
+                row = dict(level_seed=info["level_seed"], t=info["t"], agent=info["agent"], goal_pos=info["goal_pos"],
+                           gem=info["gem"], goal=info["goal"], keys_held=info["keys_held"],
+                           num_keys=info["num_keys"], goal_distance=info["goal_distance"])
+                for j in range(3):
+                    row[f"key{j}"] = info["keys"][j] if info["keys_present"][j] else np.array([-1, -1])
+                    row[f"lock{j}"] = info["locks"][j] if info["locks_present"][j] else np.array([-1, -1])
+                rows.append(row)
+                obs_list.append(obs[i])
+                if len(rows) >= max_states:
+                    break
+        obs, _, term, trunc, _ = env.step(np.asarray(policy(env, obs), dtype=np.int64))
+        open_ &= ~(term | trunc)
+        t += 1
+    out = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    out["obs"] = np.stack(obs_list)
+    return out
+
+
+def probe_layers(model: torch.nn.Module, control_model: torch.nn.Module, data: dict[str, np.ndarray],
+                 label: str = "goal_pos", hooks: Sequence[str] = SPATIAL_HOOKS, config: HeistConfig | None = None,
+                 seed: int = 0, steps: int = 100) -> list[dict[str, Any]]:
+    """Spatial probes of position label ``label`` at every hook (states split by level), each with two controls:
+    the same probe on ``control_model``'s activations (a random-init network of the same shape) and on shuffled
+    labels. Rows with an absent entity (-1) are left out. One row per hook: ``hook``, ``shape``, ``accuracy``,
+    ``within1``, ``random_net``, ``random_net_within1``, ``shuffled``, ``chance``, ``n``."""
+    from rlinterp.interp.probes import cache_hook, fit_spatial_probe
+
+    check_choice("label", label, POSITION_LABELS)
+    cfg = config or HeistConfig()
+    pos = data[label]
+    keep = (pos >= 0).all(1)
+    obs = torch.as_tensor(data["obs"][keep])
+    cells = torch.as_tensor(pos[keep])
+    groups = torch.as_tensor(data["level_seed"][keep])
+    grid = (cfg.world_dim, cfg.world_dim)
+    out = []
+    for hook in hooks:
+        acts = cache_hook(model, obs, hook, batch_size=512).float()
+        ctrl = cache_hook(control_model, obs, hook, batch_size=512).float()
+        res = fit_spatial_probe(acts, cells, grid, groups=groups, control=ctrl, seed=seed, steps=steps)
+        perm = torch.randperm(len(cells), generator=torch.Generator().manual_seed(seed + 1))
+        sh = fit_spatial_probe(acts, cells[perm], grid, groups=groups, control=None, seed=seed, steps=steps)
+        out.append(dict(hook=hook, shape=tuple(acts.shape[1:]), accuracy=res.accuracy, within1=res.within1,
+                        random_net=res.control_accuracy, random_net_within1=res.control_within1,
+                        shuffled=sh.accuracy, shuffled_within1=sh.within1, chance=res.chance, n=len(cells)))
+    return out

@@ -1,0 +1,158 @@
+"""Heist study helpers: goal stages, action fields, probe datasets (studies/heist.py) and the spatial probe."""
+import numpy as np
+import pytest
+import torch
+
+from rlinterp.envs import heist as H
+from rlinterp.interp import fit_spatial_probe
+from rlinterp.studies import heist as hs
+
+CFG = H.HeistConfig()
+
+
+def _levels_with_keys(k, n=3):
+    out = []
+    for s in H.level_seeds("test", 400):
+        lv = H.make_level(int(s), CFG)
+        if lv.num_keys == k:
+            out.append(lv)
+            if len(out) == n:
+                return out
+    raise AssertionError(f"no level with {k} keys")
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_stage_states_are_the_states_of_the_stage(k):
+    for lv in _levels_with_keys(k):
+        assert lv.num_keys == k
+        for stage in range(k + 1):
+            st = hs.stage_states(lv, stage, CFG)
+            n = len(st["agent"])
+            assert n > 0 and st["obs"].shape == (n, 32, 32, 3)
+            assert st["held"].tolist() == [i < stage for i in range(3)]
+            goal = stage if stage < k else H.GEM_GOAL
+            assert st["goal"] == goal
+            np.testing.assert_array_equal(st["goal_pos"], lv.gem if goal == H.GEM_GOAL else lv.keys[goal])
+            for i in range(n):
+                g, a = st["cells"][i], tuple(st["agent"][i])
+                assert g[a] == H.FLOOR  # never on a wall, key, closed lock or the gem
+                for j in range(k):  # keys < stage gone, keys >= stage in place
+                    assert g[tuple(lv.keys[j])] == (H.FLOOR if j < stage else H.KEY + j)
+                for j in range(stage, k):  # locks of later stages closed
+                    assert g[tuple(lv.locks[j])] == H.LOCK + j
+                # the agent can walk from the level's start to here with the keys it holds
+                blocked = H._blocked_grid(g, st["held"])
+                assert H.bfs_distances(blocked, lv.agent)[a] >= 0
+                np.testing.assert_array_equal(st["obs"][i], H.render(g[None], st["agent"][i:i + 1],
+                                                                     st["held"][None], CFG.cell_px)[0])
+            # every free, entity-less cell reachable in this stage is present once
+            assert len({tuple(a) for a in st["agent"]}) == n
+
+
+def test_stage_states_opens_a_lock_only_behind_it():
+    lv = _levels_with_keys(1, 1)[0]
+    st = hs.stage_states(lv, 1, CFG)
+    lock = tuple(lv.locks[0])
+    closed = lv.cells() == H.WALL
+    closed[lock] = True
+    front = hs._reachable(closed, lv.agent)
+    opened = [st["cells"][i][lock] == H.FLOOR for i in range(len(st["agent"]))]
+    behind = [not front[tuple(a)] for a in st["agent"]]
+    assert opened == behind and any(behind) and not all(behind)
+
+
+def test_stage_states_validation():
+    lv = _levels_with_keys(1, 1)[0]
+    with pytest.raises(ValueError, match="stage"):
+        hs.stage_states(lv, 2, CFG)
+    with pytest.raises((TypeError, ValueError)):
+        hs.stage_states(lv, -1, CFG)
+
+
+class _Always(torch.nn.Module):
+    """A policy that puts probability ~1 on one action (value 0)."""
+
+    def __init__(self, action):
+        super().__init__()
+        self.action = action
+
+    def forward(self, obs):
+        logits = torch.full((len(obs), 9), -30.0)
+        logits[:, self.action] = 30.0
+        return logits, torch.zeros(len(obs))
+
+
+def test_action_field_arrows_follow_action_geometry():
+    lv = _levels_with_keys(1, 1)[0]
+    for a, name in enumerate(H.ACTIONS):
+        f = hs.action_field(_Always(a), lv, 0, CFG)
+        np.testing.assert_allclose(f["probs"].sum(1), 1, atol=1e-6)
+        np.testing.assert_allclose(f["arrow"], np.repeat(H.DELTAS[a][None].astype(float), len(f["agent"]), 0),
+                                   atol=1e-6)
+    f = hs.action_field(_Always(7), lv, 0, CFG)
+    assert H.ACTIONS[7] == "right" and (f["arrow"][:, 1] > 0.99).all()
+
+
+def test_collect_states_labels_match_the_env():
+    seeds = H.level_seeds("test", 6)
+    data = hs.collect_states(hs.oracle_policy(CFG), seeds, CFG, max_states=10_000)
+    lengths = [len(H.solve(int(s), CFG)) for s in seeds]
+    assert len(data["obs"]) == sum(lengths)  # every state of every oracle episode, the gem step excluded
+    for i in range(len(data["obs"])):
+        env = H.HeistEnv(CFG)
+        env.reset(options={"level_seed": int(data["level_seed"][i])})
+        for a in H.solve(int(data["level_seed"][i]), CFG)[:int(data["t"][i])]:
+            obs, _, _, _, info = env.step(a)
+        info = env._info()
+        np.testing.assert_array_equal(env._obs(), data["obs"][i])
+        np.testing.assert_array_equal(info["goal_pos"], data["goal_pos"][i])
+        np.testing.assert_array_equal(info["agent"], data["agent"][i])
+        assert info["goal"] == data["goal"][i]
+        for j in range(3):
+            want = info["keys"][j] if info["keys_present"][j] else [-1, -1]
+            np.testing.assert_array_equal(want, data[f"key{j}"][i])
+    capped = hs.collect_states(hs.oracle_policy(CFG), seeds, CFG, max_states=7, every=2)
+    assert len(capped["obs"]) == 7 and set(capped["t"] % 2) == {0}
+
+
+def _planted(n, h, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cells = torch.randint(0, 8, (n, 2), generator=g)
+    acts = torch.randn(n, 3, h, h, generator=g) * 0.3
+    f = h / 8
+    for i in range(n):
+        r, c = cells[i].tolist()
+        r0, c0 = int(r * f), int(c * f)
+        acts[i, 1, r0:max(r0 + 1, int((r + 1) * f)), c0:max(c0 + 1, int((c + 1) * f))] += 2
+    return acts, cells
+
+
+@pytest.mark.parametrize("h,acc,w1", [(16, 0.95, 0.95), (8, 0.95, 0.95), (4, None, 0.95)])
+def test_spatial_probe_finds_a_planted_position(h, acc, w1):
+    acts, cells = _planted(240, h)
+    res = fit_spatial_probe(acts, cells, (8, 8), groups=torch.arange(240) // 3, steps=60)
+    if acc is not None:
+        assert res.accuracy >= acc
+    else:  # a 4x4 map of an 8x8 grid: each position covers 2x2 cells, exact accuracy ~ 1/4
+        assert 0.1 < res.accuracy < 0.5
+    assert res.within1 >= w1
+    assert res.control_accuracy < 0.2 and res.chance < 0.1
+    assert abs(res.weight[1]) > 5 * abs(res.weight[[0, 2]]).max()  # the planted channel carries the read-out
+    pred = res.predict(acts[res.test_idx])
+    assert float((pred == cells[res.test_idx]).all(1).double().mean()) == pytest.approx(res.accuracy)
+
+
+def test_spatial_probe_splits_by_group_and_validates():
+    acts, cells = _planted(60, 8)
+    groups = torch.arange(60) // 6
+    res = fit_spatial_probe(acts, cells, (8, 8), groups=groups, control=None, steps=20)
+    assert not set(groups[res.train_idx].tolist()) & set(groups[res.test_idx].tolist())
+    assert len(res.train_idx) + len(res.test_idx) == 60 and np.isnan(res.control_accuracy)
+    with pytest.raises(ValueError, match="n, c, h, w"):
+        fit_spatial_probe(acts[:, 0], cells, (8, 8))
+    with pytest.raises(ValueError, match="grid"):
+        fit_spatial_probe(acts, cells + 8, (8, 8))
+    with pytest.raises(ValueError, match="2 groups"):
+        fit_spatial_probe(acts, cells, (8, 8), groups=torch.zeros(60))
+    with pytest.raises(ValueError, match="control"):
+        fit_spatial_probe(acts, cells, (8, 8), control="nope")
