@@ -211,10 +211,11 @@ def action_field(model: torch.nn.Module, level: Level | int, stage: int,
     return st
 
 
-def plot_action_fields(model: torch.nn.Module, level: Level | int, config: HeistConfig | None = None,
+def plot_action_fields(model: torch.nn.Module | None, level: Level | int, config: HeistConfig | None = None,
                        width: float = 6.5):
     """One panel per goal stage of a level: the maze as the agent sees it at the start of the stage, an arrow at
-    every cell the agent can stand on (length = how decided the policy is), the current goal circled."""
+    every cell the agent can stand on (length = how decided the policy is), the current goal circled. With
+    ``model=None`` each cell shows instead its BFS distance (moves) to the stage's goal."""
     import matplotlib.pyplot as plt
 
     cfg = config or HeistConfig()
@@ -223,11 +224,18 @@ def plot_action_fields(model: torch.nn.Module, level: Level | int, config: Heist
     fig, axes = plt.subplots(1, n, figsize=(width, width / n + 0.6), squeeze=False)
     names = [f"goal: key {i}" for i in range(lv.num_keys)] + ["goal: gem"]
     for s, ax in enumerate(axes[0]):
-        f = action_field(model, lv, s, cfg)
+        f = action_field(model, lv, s, cfg) if model is not None else stage_states(lv, s, cfg)
         ax.imshow(f["background"], extent=(0, cfg.world_dim, cfg.world_dim, 0))
         y, x = f["agent"][:, 0] + 0.5, f["agent"][:, 1] + 0.5
-        ax.quiver(x, y, f["arrow"][:, 1], -f["arrow"][:, 0], angles="xy", scale_units="xy", scale=1.25,
-                  width=0.012, color="black")
+        if model is not None:
+            ax.quiver(x, y, f["arrow"][:, 1], -f["arrow"][:, 0], angles="xy", scale_units="xy", scale=1.25,
+                      width=0.012, color="black")
+        else:
+            from rlinterp.envs.heist import _blocked_grid, bfs_distances
+
+            dist = bfs_distances(_blocked_grid(f["cells"][0], f["held"]), f["goal_pos"])
+            for (r, c), yy, xx in zip(f["agent"], y, x):
+                ax.text(xx, yy, str(dist[r, c]), ha="center", va="center", fontsize=6)
         gr, gc = f["goal_pos"]
         ax.add_patch(plt.Circle((gc + 0.5, gr + 0.5), 0.62, fill=False, lw=1.5, color="magenta"))
         ax.set_title(names[s], fontsize=9)
