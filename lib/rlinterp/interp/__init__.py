@@ -2,7 +2,8 @@
 
 ``graph`` (nodes/edges/edge masks) · ``patching`` (resample/mean/zero ablation; metrics) · ``attribution_patching``
 (attribution patching, EAP, EAP-IG) · ``acdc`` (ACDC, threshold sweeps, ROC AUC) · ``scrubbing`` (causal scrubbing) ·
-``captum`` (Captum attributions by hook name) · ``probes`` (linear probes that predict) · ``lens`` (logit lens) ·
+``captum`` (Captum attributions by hook name) · ``probes`` (linear and spatial probes that predict) · ``sae``
+(sparse autoencoders through SAELens, their metrics) · ``lens`` (logit lens) ·
 ``featvis`` · ``circuit_plots`` (drawing circuits) · ``editing`` (ablations, attention masks, steering).
 """
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
@@ -20,6 +21,7 @@ from rlinterp.interp.patching import (
 )
 from rlinterp.interp.probes import (ProbeResult, SpatialProbeResult, cache_hook, fit_probe, fit_spatial_probe,
                                     probe_hook)
+from rlinterp.interp.sae import SAEConfig, encode, mmcs, sae_metrics, spatial_samples, train_sae
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
 __all__ = [
@@ -29,5 +31,6 @@ __all__ = [
     "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
     "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "SpatialProbeResult", "cache_hook", "fit_probe", "fit_spatial_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
+    "SAEConfig", "encode", "mmcs", "sae_metrics", "spatial_samples", "train_sae",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",
 ]
