@@ -3,11 +3,13 @@
 ``graph`` (nodes/edges/edge masks) · ``patching`` (resample/mean/zero ablation; metrics) · ``attribution_patching``
 (attribution patching, EAP, EAP-IG) · ``acdc`` (ACDC, threshold sweeps, ROC AUC) · ``scrubbing`` (causal scrubbing) ·
 ``captum`` (Captum attributions by hook name) · ``probes`` (linear and spatial probes that predict) · ``sae``
-(sparse autoencoders through SAELens, their metrics) · ``lens`` (logit lens) ·
+(sparse autoencoders through SAELens, their metrics) · ``bilinear`` (eigenfilters of bilinear layers) · ``lens``
+(logit lens) ·
 ``featvis`` · ``circuit_plots`` (drawing circuits) · ``editing`` (ablations, attention masks, steering).
 """
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
 from rlinterp.interp.attribution_patching import attribution_patching, eap, eap_ig
+from rlinterp.interp.bilinear import Eigenfilters, eigen_contributions, eigenfilters, input_patches, interaction_matrix
 from rlinterp.interp.captum import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
 from rlinterp.interp.circuit_plots import draw_circuit
 from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer
@@ -31,6 +33,7 @@ __all__ = [
     "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
     "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "SpatialProbeResult", "cache_hook", "fit_probe", "fit_spatial_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
+    "Eigenfilters", "eigen_contributions", "eigenfilters", "input_patches", "interaction_matrix",
     "SAEConfig", "encode", "mmcs", "sae_metrics", "spatial_samples", "train_sae",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",
 ]
