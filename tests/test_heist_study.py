@@ -156,3 +156,88 @@ def test_spatial_probe_splits_by_group_and_validates():
         fit_spatial_probe(acts, cells, (8, 8), groups=torch.zeros(60))
     with pytest.raises(ValueError, match="control"):
         fit_spatial_probe(acts, cells, (8, 8), control="nope")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# causal-test helpers
+
+def test_cell_mask_fine_and_coarse_maps():
+    m = hs.cell_mask([[2, 3]], (32, 32), (8, 8))[0]
+    assert m.sum() == 16 and m[8:12, 12:16].all()
+    m = hs.cell_mask([[2, 3], [7, 7]], (8, 8), (8, 8))
+    assert m[0].sum() == 1 and m[0, 2, 3] and m[1, 7, 7]
+    m = hs.cell_mask([[5, 2]], (4, 4), (8, 8))[0]
+    assert m.sum() == 1 and m[2, 1]
+    with pytest.raises(ValueError, match="grid"):
+        hs.cell_mask([[8, 0]], (8, 8), (8, 8))
+
+
+class _Uniform(torch.nn.Module):
+    def forward(self, obs):
+        return torch.zeros(len(obs), 9), torch.zeros(len(obs))
+
+
+def test_path_probability_of_uniform_and_decided_policies():
+    lv = _levels_with_keys(1, 1)[0]
+    st = hs.stage_states(lv, 0, CFG)
+    far = max((tuple(a) for a in st["agent"]), key=lambda a: abs(a[0] - lv.agent[0]) + abs(a[1] - lv.agent[1]))
+    assert hs.path_probability(_Uniform(), lv, 0, far, config=CFG) == pytest.approx(1 / 9)
+    # a policy that always takes the first action of the path: probability 1 on every step of a straight path
+    from rlinterp.envs.heist import _blocked_grid, _path
+    actions = _path(_blocked_grid(st["cells"][0], st["held"]), tuple(lv.agent), far)
+    p = hs.path_probability(_Always(actions[0]), lv, 0, far, config=CFG)
+    if len(set(actions)) == 1:
+        assert p == pytest.approx(1.0)
+    else:  # the steps that need another action get probability ~e^-60: the geometric mean collapses
+        assert p < 1e-3
+    assert np.isnan(hs.path_probability(_Uniform(), lv, 0, tuple(lv.keys[0]), config=CFG))  # an entity cell
+    assert np.isnan(hs.path_probability(_Uniform(), lv, 0, (0, 0), config=CFG))  # a wall
+
+
+def test_steer_at_edits_only_masked_positions():
+    from rlinterp.interp import steer_at
+    act = torch.randn(2, 3, 4, 4)
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, 1, 2] = True
+    mask[1, 3, 3] = True
+    d = torch.tensor([1.0, -2.0, 0.5])
+    _, add = steer_at("x", mask, d, alpha=2.0)
+    out = add(act)
+    diff = out - act
+    assert torch.allclose(diff[0, :, 1, 2], 2 * d) and torch.allclose(diff[1, :, 3, 3], 2 * d)
+    assert diff.abs().sum() == pytest.approx(float(2 * 2 * d.abs().sum()))
+    _, set_ = steer_at("x", mask, d, alpha=3.0, mode="set", channels=[1])
+    out = set_(act)
+    assert out[0, 1, 1, 2] == pytest.approx(-6.0) and out[1, 1, 3, 3] == pytest.approx(-6.0)
+    assert torch.equal(out[0, 0], act[0, 0]) and torch.equal(out[0, 2], act[0, 2])
+    untouched = torch.ones(4, 4, dtype=torch.bool)
+    untouched[1, 2] = False
+    assert torch.equal(out[0, 1][untouched], act[0, 1][untouched])
+    with pytest.raises(ValueError, match="mode"):
+        steer_at("x", mask, d, mode="mul")
+    with pytest.raises(ValueError, match="does not match"):
+        add(torch.randn(2, 5, 4, 4))
+
+
+def test_retarget_bookkeeping_with_a_standing_agent():
+    from rlinterp.models.impala import build_network
+    net = build_network()
+    with torch.no_grad():  # always stand still
+        net.policy_head.weight.zero_()
+        net.policy_head.bias.zero_()
+        net.policy_head.bias[H.NOOP] = 50.0
+    seeds = H.level_seeds("test", 4)
+    starts = np.array([H.make_level(int(s), CFG).agent for s in seeds])
+    targets = starts.copy()
+    targets[2:] = [[0, 0], [0, 0]]  # unreachable walls
+    calls = []
+
+    def edit(cells):
+        calls.append(cells.clone())
+        return []
+
+    out = hs.retarget(net, seeds, targets, edit, CFG, max_steps=5)
+    assert len(calls) == 1 and torch.equal(calls[0], torch.as_tensor(targets))
+    assert out["hit_target"].tolist() == [True, True, False, False]
+    assert out["t_target"].tolist() == [1, 1, -1, -1]
+    assert not out["success"].any() and not out["first_goal_first"].any()

@@ -12,7 +12,7 @@ from rlinterp.interp.attribution_patching import attribution_patching, eap, eap_
 from rlinterp.interp.bilinear import Eigenfilters, eigen_contributions, eigenfilters, input_patches, interaction_matrix
 from rlinterp.interp.captum import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
 from rlinterp.interp.circuit_plots import draw_circuit
-from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer
+from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer, steer_at
 from rlinterp.interp.featvis import maximize_continuous, maximize_discrete
 from rlinterp.interp.graph import (
     Circuit, Edge, EdgeGroup, Graph, ModelFlagWarning, Node, check_hooks, get_graph, mlp_graph, transformer_graph,
@@ -35,5 +35,5 @@ __all__ = [
     "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "SpatialProbeResult", "cache_hook", "fit_probe", "fit_spatial_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
     "Eigenfilters", "eigen_contributions", "eigenfilters", "input_patches", "interaction_matrix",
     "SAEConfig", "encode", "mmcs", "sae_metrics", "spatial_samples", "train_sae",
-    "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer",
+    "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer", "steer_at",
 ]

@@ -11,6 +11,9 @@ whole closed-loop evaluation) and removes them on exit, even after an exception:
   renormalised exactly as for absent tokens;
 * :func:`steer` — activation addition (Turner et al. 2023, "Activation addition: steering language models without
   optimization", arXiv 2308.10248): ``act ← act + α · direction``;
+* :func:`steer_at` — spatial editing of a conv map ``[batch, c, h, w]``: add a channel vector at chosen positions,
+  or clamp chosen channels there (Mini et al. 2023 retargeted a maze agent by clamping "cheese" channels at the
+  target square);
 * :func:`mean_difference` — the usual steering direction, the difference of mean activations of two sets of inputs.
 
 Conventions: edits never modify activations in place (they return a patched copy), and the batch axis is first.
@@ -103,6 +106,39 @@ def steer(hook: str, direction: Tensor, alpha: float = 1.0, model: nn.Module | N
 
     def fn(act: Tensor, hook=None) -> Tensor:
         return act + alpha * d.to(act.device, act.dtype)
+
+    return hook, fn
+
+
+def steer_at(hook: str, mask: Tensor, direction: Tensor, alpha: float = 1.0, mode: str = "add",
+             channels: Sequence[int] | None = None, model: nn.Module | None = None) -> FwdHook:
+    """Edit a ``[batch, c, h, w]`` activation at the positions where ``mask`` (bool ``[batch, h, w]`` or ``[h, w]``)
+    is true: ``mode="add"`` adds ``alpha · direction`` (``direction`` [c]); ``mode="set"`` sets the ``channels``
+    (default all) to ``alpha · direction[channels]`` there. Other positions are untouched."""
+    _check_hook(model, hook)
+    if mode not in ("add", "set"):
+        raise ValueError(f"steer_at: mode must be 'add' or 'set', got {mode!r}")
+    m = torch.as_tensor(mask).detach().bool()
+    if m.ndim not in (2, 3):
+        raise ValueError(f"steer_at: mask must be [batch, h, w] or [h, w], got shape {tuple(m.shape)}")
+    d = direction.detach().reshape(-1)
+    ch = list(range(len(d))) if channels is None else list(channels)
+
+    def fn(act: Tensor, hook=None) -> Tensor:
+        if act.ndim != 4 or act.shape[1] != len(d) or tuple(act.shape[-2:]) != tuple(m.shape[-2:]):
+            raise ValueError(f"steer_at: activation {tuple(act.shape)} does not match direction ({len(d)} channels) "
+                             f"and mask {tuple(m.shape)}")
+        if m.ndim == 3 and len(m) != len(act):
+            raise ValueError(f"steer_at: mask batch {len(m)} != activation batch {len(act)}")
+        mm = m.to(act.device)[:, None] if m.ndim == 3 else m.to(act.device)[None, None]  # [b|1, 1, h, w]
+        dd = (alpha * d.to(act.device, act.dtype))[None, :, None, None]  # [1, c, 1, 1]
+        if mode == "add":
+            return act + mm * dd
+        out = act.clone()
+        sel = torch.zeros(len(d), dtype=torch.bool, device=act.device)
+        sel[ch] = True
+        where = mm & sel[None, :, None, None]
+        return torch.where(where, dd.expand_as(act), out)
 
     return hook, fn
 

@@ -10,6 +10,9 @@
 * :func:`collect_states` -- states visited by a policy on given levels, with their symbolic labels (current goal
   position, other entities, keys held), the dataset of the probes; :func:`probe_layers` -- spatial "where" probes of
   one label at every conv hook, with a random-init network and shuffled labels as controls.
+* :func:`cell_mask`, :func:`path_probability`, :func:`retarget` -- the causal tests: edit the map at a target cell
+  (``interp.editing.steer_at``) and measure Mini et al.'s normalised path probability towards the target and, in
+  closed loop, how often the agent goes to the target before its true goal.
 
 Each level is played once (the first episode of each slot of a :class:`~rlinterp.envs.heist.BatchedHeist`).
 Reported: success rate (Wilson interval), mean length of successful episodes, and their ratio to the level's
@@ -17,6 +20,7 @@ BFS-optimal length (``len(solve(level))``; mean with a normal interval, from :mo
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -198,13 +202,16 @@ def stage_states(level: Level | int, stage: int, config: HeistConfig | None = No
                 background=bg_img, level=lv)
 
 
-def action_field(model: torch.nn.Module, level: Level | int, stage: int,
-                 config: HeistConfig | None = None) -> dict[str, Any]:
+def action_field(model: torch.nn.Module, level: Level | int, stage: int, config: HeistConfig | None = None,
+                 fwd_hooks: Sequence | Callable[[int], Sequence] = ()) -> dict[str, Any]:
     """The policy at every state of :func:`stage_states`: ``probs`` (n, 9) and ``arrow`` (n, 2) = the expected move
-    ``sum_a p(a) (d_row, d_col)(a)`` (the direction the policy pushes the agent, as in maze-agent vector fields)."""
+    ``sum_a p(a) (d_row, d_col)(a)`` (the direction the policy pushes the agent, as in maze-agent vector fields).
+    ``fwd_hooks``: edits active during the forward pass (a list, or a function of the number of states giving one,
+    for edits whose mask has a batch axis)."""
     st = stage_states(level, stage, config)
     model.eval()
-    with torch.no_grad():
+    hooks = list(fwd_hooks(len(st["obs"])) if callable(fwd_hooks) else fwd_hooks)
+    with torch.no_grad(), (model.hooks(fwd_hooks=hooks) if hooks else contextlib.nullcontext()):
         logits, value = model(st["obs"])
     probs = torch.softmax(logits, -1).cpu().numpy()
     st.update(probs=probs, arrow=probs @ DELTAS.astype(float), value=value.cpu().numpy())
@@ -324,3 +331,112 @@ def probe_layers(model: torch.nn.Module, control_model: torch.nn.Module, data: d
                         random_net=res.control_accuracy, random_net_within1=res.control_within1,
                         shuffled=sh.accuracy, shuffled_within1=sh.within1, chance=res.chance, n=len(cells)))
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# causal tests: retargeting
+
+
+def cell_mask(cells: Any, map_hw: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
+    """Bool [n, h, w]: the positions of an ``h x w`` map (covering the whole ``grid``-cell world) that overlap each
+    of ``cells`` [n, 2] (row, col). A finer map marks several positions per cell; a coarser one the position that
+    contains the cell."""
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+    h, w = map_hw
+    R, C = grid
+    if (cells < 0).any() or (cells[:, 0] >= R).any() or (cells[:, 1] >= C).any():
+        raise ValueError(f"cell_mask: cells must lie in the {R}x{C} grid")
+    ys = (np.arange(h) + 0.5) * R / h  # position centres in cell units
+    xs = (np.arange(w) + 0.5) * C / w
+    out = np.zeros((len(cells), h, w), bool)
+    for i, (r, c) in enumerate(cells):
+        if h >= R:
+            rows = (ys >= r) & (ys < r + 1)
+        else:
+            rows = np.arange(h) == (r * h) // R
+        if w >= C:
+            cols = (xs >= c) & (xs < c + 1)
+        else:
+            cols = np.arange(w) == (c * w) // C
+        out[i] = rows[:, None] & cols[None, :]
+    return torch.as_tensor(out)
+
+
+def path_probability(model: torch.nn.Module, level: Level | int, stage: int, target: Sequence[int],
+                     start: Sequence[int] | None = None, config: HeistConfig | None = None,
+                     fwd_hooks: Sequence | Callable[[int], Sequence] = ()) -> float:
+    """Mini et al.'s normalised path probability: the geometric mean of the policy's probabilities of the actions of
+    the shortest path from ``start`` (default: the level's start cell) to ``target`` in goal stage ``stage``. NaN
+    when the path leaves the stage's states (it would pick up a key or reach the gem on the way) or the target is
+    not reachable."""
+    from rlinterp.envs.heist import _blocked_grid, _path
+
+    cfg = config or HeistConfig()
+    lv = level if isinstance(level, Level) else make_level(check_int("level", level, 0), cfg)
+    f = action_field(model, lv, stage, cfg, fwd_hooks)
+    index = {tuple(a): i for i, a in enumerate(f["agent"])}
+    s = tuple(int(v) for v in (lv.agent if start is None else start))
+    t = tuple(int(v) for v in target)
+    if s not in index or t not in index:
+        return float("nan")
+    blocked = _blocked_grid(f["cells"][index[s]], f["held"])
+    for j in range(stage):  # locks of earlier stages are passable (their key is held)
+        blocked[tuple(lv.locks[j])] = False
+    try:
+        actions = _path(blocked, s, t)
+    except Exception:
+        return float("nan")
+    logp, pos = 0.0, s
+    for a in actions:
+        if pos not in index:
+            return float("nan")
+        logp += float(np.log(max(f["probs"][index[pos], a], 1e-30)))
+        dr, dc = DELTAS[a]
+        pos = (pos[0] + int(dr), pos[1] + int(dc))
+    if pos != t:
+        return float("nan")
+    return float(np.exp(logp / max(len(actions), 1)))
+
+
+def retarget(model: torch.nn.Module, seeds: Sequence[int], targets: Any, edit: Callable[[torch.Tensor], list],
+             config: HeistConfig | None = None, max_steps: int | None = None, greedy: bool = True,
+             seed: int = 0) -> dict[str, np.ndarray]:
+    """Play each level of ``seeds`` once with the edit ``edit(cells [n, 2]) -> fwd_hooks`` active (built from the
+    per-level ``targets`` [n, 2]); record whether and when the agent first stands on its target cell, and whether it
+    reached its true goal entity of the first stage (key 0, or the gem) before that.
+
+    Returns ``hit_target`` (n,) bool, ``t_target`` (n,) first step on the target (-1 never), ``first_goal_first``
+    (n,) bool (the first-stage goal was reached before the target), ``success`` (n,) gem reached."""
+    cfg = config or HeistConfig()
+    seeds = np.asarray(seeds, dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int64).reshape(-1, 2)
+    if len(targets) != len(seeds):
+        raise ValueError(f"retarget: one target per level needed ({len(seeds)}), got {len(targets)}")
+    steps = cfg.max_steps if max_steps is None else check_int("max_steps", max_steps, 1)
+    env = BatchedHeist(len(seeds), cfg)
+    obs = env.reset(seeds)
+    first_goal = np.array([env.symbolic(i)["goal_pos"] for i in range(len(seeds))])
+    act = model_policy(model, greedy=greedy, seed=seed)
+    hooks = edit(torch.as_tensor(targets))
+    hit = np.zeros(len(seeds), bool)
+    t_hit = np.full(len(seeds), -1)
+    goal_first = np.zeros(len(seeds), bool)
+    success = np.zeros(len(seeds), bool)
+    open_ = np.ones(len(seeds), bool)
+    hooks = list(hooks)
+    with model.hooks(fwd_hooks=hooks) if hooks else contextlib.nullcontext():
+        for t in range(steps):
+            obs, _, term, trunc, _ = env.step(np.asarray(act(env, obs), dtype=np.int64))
+            pos = env.pos - 1  # padded -> world coordinates (after an auto-reset: the new level's start)
+            live = open_ & ~(term | trunc)
+            on_t = live & (pos == targets).all(1)
+            on_g = live & (pos == first_goal).all(1) | (open_ & term)
+            new_hit = on_t & ~hit
+            t_hit[new_hit] = t + 1
+            hit |= on_t
+            goal_first |= on_g & ~hit
+            success |= open_ & term
+            open_ &= ~(term | trunc)
+            if not open_.any():
+                break
+    return dict(hit_target=hit, t_target=t_hit, first_goal_first=goal_first, success=success)
