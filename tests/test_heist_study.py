@@ -241,3 +241,32 @@ def test_retarget_bookkeeping_with_a_standing_agent():
     assert out["hit_target"].tolist() == [True, True, False, False]
     assert out["t_target"].tolist() == [1, 1, -1, -1]
     assert not out["success"].any() and not out["first_goal_first"].any()
+
+
+def test_entity_maps_and_unit_correlations():
+    seeds = H.level_seeds("test", 5)
+    data = hs.collect_states(hs.oracle_policy(CFG), seeds, CFG, max_states=60)
+    maps = hs.entity_maps(data, CFG)
+    for i in range(len(data["obs"])):
+        lv_cells = None
+        env = H.HeistEnv(CFG)
+        env.reset(options={"level_seed": int(data["level_seed"][i])})
+        for a in H.solve(int(data["level_seed"][i]), CFG)[:int(data["t"][i])]:
+            env.step(a)
+        lv_cells = env.cells
+        np.testing.assert_array_equal(maps["wall"][i, 1:], lv_cells[1:] == H.WALL)
+        assert maps["agent"][i].sum() == 1 and maps["agent"][i][tuple(data["agent"][i])]
+        assert maps["current_goal"][i].sum() == 1 and maps["current_goal"][i][tuple(data["goal_pos"][i])]
+        keys = (lv_cells >= H.KEY) & (lv_cells < H.KEY + 3)
+        np.testing.assert_array_equal(maps["key"][i], keys)
+        assert not (maps["other_entities"][i] & maps["current_goal"][i]).any()
+    # a planted unit: channel 1 = the current-goal map itself (8x8), channel 0 noise; on a 4x4 map the max-pooled one
+    g = torch.as_tensor(maps["current_goal"]).float()
+    acts = torch.stack([torch.randn_like(g), g], 1)
+    corr = hs.unit_map_correlations(acts, maps)
+    assert corr.loc[1, "current_goal"] == pytest.approx(1.0, abs=1e-6)
+    assert abs(corr.loc[0, "current_goal"]) < 0.3
+    coarse = torch.nn.functional.max_pool2d(acts, 2)
+    assert hs.unit_map_correlations(coarse, maps).loc[1, "current_goal"] == pytest.approx(1.0, abs=1e-6)
+    fine = torch.nn.functional.interpolate(acts, scale_factor=4, mode="nearest")
+    assert hs.unit_map_correlations(fine, maps).loc[1, "current_goal"] == pytest.approx(1.0, abs=1e-6)

@@ -10,6 +10,8 @@
 * :func:`collect_states` -- states visited by a policy on given levels, with their symbolic labels (current goal
   position, other entities, keys held), the dataset of the probes; :func:`probe_layers` -- spatial "where" probes of
   one label at every conv hook, with a random-init network and shuffled labels as controls.
+* :func:`entity_maps`, :func:`unit_map_correlations` -- automatic labels: each channel's (or SAE latent's)
+  correlation with where the agent, walls, keys, locks, gem, the current goal and the other entities are.
 * :func:`cell_mask`, :func:`path_probability`, :func:`retarget` -- the causal tests: edit the map at a target cell
   (``interp.editing.steer_at``) and measure Mini et al.'s normalised path probability towards the target and, in
   closed loop, how often the agent goes to the target before its true goal.
@@ -440,3 +442,63 @@ def retarget(model: torch.nn.Module, seeds: Sequence[int], targets: Any, edit: C
             if not open_.any():
                 break
     return dict(hit_target=hit, t_target=t_hit, first_goal_first=goal_first, success=success)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# automatic labels: units against entity maps
+
+#: entity maps of :func:`entity_maps`, in table order
+ENTITY_MAPS = ("agent", "wall", "key", "lock", "gem", "current_goal", "other_entities")
+
+
+def entity_maps(data: dict[str, np.ndarray], config: HeistConfig | None = None) -> dict[str, np.ndarray]:
+    """Bool maps [n, D, D] (world cells) of each state of :func:`collect_states`: the agent, walls, keys in the
+    maze, closed locks, the gem, the current goal, and every entity that is *not* the current goal."""
+    cfg = config or HeistConfig()
+    n, D = len(data["obs"]), cfg.world_dim
+    p = cfg.cell_px
+    out = {k: np.zeros((n, D, D), bool) for k in ENTITY_MAPS}
+    # walls from the image: a cell is wall iff its pixels are the wall colour (the HUD row is wall too)
+    wall_rgb = np.array([96, 64, 40])  # the wall sprite is plain: its top-left pixel decides
+    out["wall"] = (data["obs"].reshape(n, D, p, D, p, 3)[:, :, 0, :, 0] == wall_rgb).all(-1)
+    ar = np.arange(n)
+
+    def put(name, pos):
+        ok = (pos >= 0).all(1)
+        out[name][ar[ok], pos[ok, 0], pos[ok, 1]] = True
+
+    put("agent", data["agent"])
+    put("gem", data["gem"])
+    for j in range(3):
+        put("key", data[f"key{j}"])
+        put("lock", data[f"lock{j}"])
+    put("current_goal", data["goal_pos"])
+    out["other_entities"] = (out["key"] | out["lock"] | out["gem"]) & ~out["current_goal"]
+    return out
+
+
+def unit_map_correlations(acts: torch.Tensor | np.ndarray, maps: dict[str, np.ndarray]) -> "Any":
+    """Pearson correlation, over states and positions, of every unit (channel or SAE latent) of a map ``acts``
+    [n, u, h, w] with every entity map [n, D, D] (maps are resampled to h x w by their cells' overlap: a position
+    counts as "entity present" when any cell it covers holds the entity). Returns a DataFrame [unit x entity]."""
+    import pandas as pd
+
+    A = torch.as_tensor(acts).detach().float()
+    n, u, h, w = A.shape
+    cols = {}
+    for name, m in maps.items():
+        m = torch.as_tensor(m).float()[:, None]  # [n, 1, D, D]
+        D = m.shape[-1]
+        if h >= D:
+            r = torch.nn.functional.interpolate(m, size=(h, w), mode="nearest")
+        else:
+            r = torch.nn.functional.adaptive_max_pool2d(m, (h, w))
+        cols[name] = r.reshape(n, h * w).reshape(-1)
+    X = A.permute(0, 2, 3, 1).reshape(-1, u)  # [n*h*w, u]
+    Xc = X - X.mean(0)
+    out = {}
+    for name, y in cols.items():
+        yc = y - y.mean()
+        denom = (Xc.norm(dim=0) * yc.norm()).clamp_min(1e-12)
+        out[name] = (Xc.T @ yc / denom).numpy()
+    return pd.DataFrame(out, index=pd.RangeIndex(u, name="unit"))
