@@ -2,6 +2,7 @@
 results table, the process-pool and Ray backends giving the same table, and a declared sweep read by a chapter."""
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -161,8 +162,14 @@ def test_sweep_isolates_points_reports_failures_and_reruns_only_failed(sproject:
 
 @pytest.fixture
 def local_ray():
-    ray = pytest.importorskip("ray", reason="the Ray backend is the [cluster] extra")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """A local Ray instance with 2 CPUs (or the cluster at RLI_TEST_RAY_ADDRESS: on a machine too loaded for Ray's
+    start-up deadlines, start one beforehand with `ray start --head --num-cpus 2`)."""
+    ray = pytest.importorskip("ray", reason="the Ray backend is the [cluster] extra: pip install -e '.[cluster]'")
+    address = os.environ.get("RLI_TEST_RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -198,14 +205,28 @@ def test_a_declared_sweep_runs_before_the_chapter_that_reads_it(sproject: Path, 
     (folder / "results.csv").write_text((folder / "results.csv").read_text().replace("0.5,0,ok", "0.5,0,failed"))
     assert not runner.is_fresh(a, params, build)
 
-    # rli build runs the declared sweep (its points up to date but its table rewritten), then the chapters
+    # rli build runs the declared sweep first (its table is gathered again from the points: the chapter is up to
+    # date again), then the chapters; a grown grid changes the table and so reruns the chapter that reads it
+    toml = sproject / "analyses/demo/sweeps.toml"
+    toml.write_text(toml.read_text().replace("seed = [0, 1] }", "seed = [0, 1, 2] }"))
     assert rli(["--root", str(sproject), "build", "--profile", "smoke", "--no-render", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "sweep demo/robustness: 2 points: 0 executed, 2 up to date, 0 failed" in out
+    assert "sweep demo/robustness: 3 points: 1 executed, 2 up to date, 0 failed" in out
     assert "demo/03_robust: executed" in out and runner.is_fresh(a, params, build)
+    chapter = json.loads((build / "paper/demo/03_robust.ipynb").read_text())
+    assert chapter["metadata"]["rlinterp"]["results"]["points"] == 3
+    assert "sweep demo/robustness: 3 points: 0 executed, 3 up to date" in _run_quiet(sproject, capsys)
     monkeypatch.setenv("RLI_OUT", str(build))  # what `rli run` tells the chapter's kernel
-    assert len(sweep.load("demo/robustness")) == 2
+    assert len(sweep.load("demo/robustness")) == 3
     (folder / "results.csv").write_text((folder / "results.csv").read_text().replace(",ok", ",failed", 1))
-    with pytest.raises(sweep.SweepError, match="1 of 2 points failed"):  # a chapter refuses a table with failures
+    with pytest.raises(sweep.SweepError, match="1 of 3 points failed"):  # a chapter refuses a table with failures
         sweep.load("demo/robustness")
-    assert len(sweep.load("demo/robustness", allow_failed=True)) == 2
+    assert len(sweep.load("demo/robustness", allow_failed=True)) == 3
+
+
+def _run_quiet(root: Path, capsys) -> str:
+    """`rli run demo/03_robust --profile smoke` once more: its sweep and the chapter are up to date."""
+    assert rli(["--root", str(root), "run", "demo/03_robust", "--profile", "smoke", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "demo/03_robust: up to date" in out
+    return out

@@ -262,10 +262,19 @@ def _local(todo: list[tuple[Point, tuple]], jobs: int, done) -> None:
         futures = {pool.submit(execute_point, *args): point for point, args in todo}
         try:
             for fut in as_completed(futures):
-                done(futures[fut], fut.result())
+                try:
+                    outcome = fut.result()
+                except Exception as e:  # noqa: BLE001 -- the worker process died (killed, out of memory)
+                    outcome = _lost(f"the worker process of this point died: {type(e).__name__}: {e}")
+                done(futures[fut], outcome)
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
+
+
+def _lost(error: str) -> dict[str, Any]:
+    """The outcome of a point whose worker died before returning one."""
+    return {"status": "failed", "seconds": 0.0, "files": {}, "tmp": "", "error": error}
 
 
 def _ray(todo: list[tuple[Point, tuple]], address: str | None, done) -> None:
@@ -288,8 +297,7 @@ def _ray(todo: list[tuple[Point, tuple]], address: str | None, done) -> None:
                 try:
                     outcome = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 -- the task itself died (node lost, worker killed)
-                    outcome = {"status": "failed", "seconds": 0.0, "files": {}, "tmp": "",
-                               "error": f"the Ray task of this point failed: {type(e).__name__}: {e}"}
+                    outcome = _lost(f"the Ray task of this point failed: {type(e).__name__}: {e}")
                 done(point, outcome)
     finally:
         if started:
