@@ -508,6 +508,8 @@ def summary_figure(table, p: Plan, path: Path) -> bool:
         ax.errorbar(xs, means, yerr=halves, marker="o", capsize=3, label=label)
     if not numeric_x:
         ax.set_xticks(range(len(xs_all)), [str(v) for v in xs_all])
+    elif len(xs_all) <= 12:  # the swept values themselves, not matplotlib's round numbers between them
+        ax.set_xticks(xs_all, [f"{v:g}" for v in xs_all])
     n_seeds = len(p.axes.get("seed", [None]))
     ax.set_xlabel(x)
     ax.set_ylabel(y)
