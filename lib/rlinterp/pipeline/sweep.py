@@ -1,8 +1,8 @@
 """``rli sweep``: one analysis over a grid of parameters, each point an isolated, cached ``rli run``.
 
-    rli sweep demo/01_x -p n=2,3,5 -p seed=0..4            # 15 points on a local process pool
-    rli sweep demo/01_x -p n=2,3 --ray auto                 # the same points as Ray tasks on a running cluster
-    rli sweep demo/robustness                               # a sweep declared in analyses/demo/sweeps.toml
+    rli sweep coinflip/01_game -p sigma=0.1,0.3,0.5 -p seed=0..4    # 15 points on a local process pool
+    rli sweep coinflip/01_game -p sigma=0.1,0.3 --ray auto          # as Ray tasks on a running cluster
+    rli sweep STUDY/NAME                                            # a sweep declared in analyses/STUDY/sweeps.toml
 
 **Grid.** Each ``-p name=v1,v2,…`` is an axis; the grid is the product of the axes, in the order given. ``a..b`` is
 the inclusive range of ints (``seed=0..4``; only for int parameters); a list parameter's values are separated by
@@ -48,6 +48,8 @@ the table is part of the reading chapter's cache key, so the chapter reruns when
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import itertools
 import json
 import math
@@ -429,14 +431,9 @@ def write_outputs(p: Plan, result: SweepResult) -> list[Path]:
     p.out.mkdir(parents=True, exist_ok=True)
     outputs = [p.out / TABLE]
     atomic_write_bytes(outputs[0], table.to_csv(index=False).encode())
-    try:
-        import pyarrow  # noqa: F401
-
-        buf = _parquet_bytes(table)
-        atomic_write_bytes(p.out / "results.parquet", buf)
+    if importlib.util.find_spec("pyarrow") is not None:  # Parquet only where pyarrow is installed
+        atomic_write_bytes(p.out / "results.parquet", _parquet_bytes(table))
         outputs.append(p.out / "results.parquet")
-    except ImportError:
-        pass
     fig_path = p.out / "summary.png"
     if summary_figure(table, p, fig_path):
         outputs.append(fig_path)
@@ -452,8 +449,6 @@ def write_outputs(p: Plan, result: SweepResult) -> list[Path]:
 
 
 def _parquet_bytes(table) -> bytes:
-    import io
-
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
     return buf.getvalue()
@@ -518,7 +513,7 @@ def summary_figure(table, p: Plan, path: Path) -> bool:
     if others:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     atomic_write_bytes(path, buf.getvalue())
     return True
