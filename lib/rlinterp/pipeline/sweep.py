@@ -375,7 +375,7 @@ def execute(p: Plan, *, jobs: int | None = None, ray_address: str | None = None,
     finally:
         bar.close()
     result.points = [statuses[pt.name] for pt in p.points]
-    result.table = gather(p, result.points)
+    result.table = gather(p)
     result.outputs = write_outputs(p, result)
     return result
 
@@ -401,7 +401,7 @@ def _cell(v: Any) -> Any:
     return json.dumps(v) if isinstance(v, list) else v
 
 
-def gather(p: Plan, statuses: list[PointStatus] | None = None):
+def gather(p: Plan):
     """The sweep's table, read from the points' notebooks: one row per point in grid order (``point``, the axes,
     ``status``, the results); a point is ``ok`` when its notebook holds the current cache key."""
     import pandas as pd
