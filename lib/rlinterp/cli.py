@@ -2,6 +2,7 @@
 
     rli list                                   analyses, their parameters, and whether each chapter is up to date
     rli run coinflip/01_game -p sigma=0.2      execute one analysis (validated parameters, cached, atomic output)
+    rli sweep demo/01_x -p n=2,3 -p seed=0..4  the analysis over a grid (process pool, or --ray ADDRESS) -> table
     rli build [--profile smoke] [-j 2]         every analysis of _quarto.yml, then render the book
     rli render                                 quarto if on PATH, else pandoc HTML + pandoc→Typst PDF
     rli play coinflip                          play the coin-flip game against the Bayes-optimal policy and the DQN
@@ -24,6 +25,7 @@ from pathlib import Path
 from rlinterp.pipeline import analyses as an
 from rlinterp.pipeline import build_times
 from rlinterp.pipeline import run as runner
+from rlinterp.pipeline import sweep
 from rlinterp.pipeline.manifest import DataError
 
 
@@ -65,10 +67,62 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     root = _root(args)
     overrides = an.parse_overrides(args.param)
+    analysis = an.get(root, args.analysis)
+    failed = _run_declared_sweeps(args, root, sweep.declared_for(analysis))
+    if failed:
+        print(f"rli: {analysis.name} reads the failed sweep(s) {', '.join(failed)}; not run", file=sys.stderr)
+        return 1
     res = runner.run(root, args.analysis, overrides, profile=args.profile, force=args.force, out=_out(args, root),
                      progress=not args.quiet)
     _report(res, root)
     return 0
+
+
+def _run_declared_sweeps(args, root: Path, sweeps: list, plans: dict | None = None) -> list[str]:
+    """Run declared sweeps (cached points are not rerun) under the command's profile and build folder; return the
+    names of those with a failed point (their failures are printed)."""
+    failed = []
+    for s in sweeps:
+        plan = (plans or {}).get(s.name) or s.plan(args.profile, _out(args, root))
+        res = sweep.execute(plan, jobs=getattr(args, "jobs", None) or None, ray_address=os.environ.get("RAY_ADDRESS"),
+                            progress=not args.quiet)
+        _report_sweep(res, root, s.name)
+        failed += [s.name] if res.failed else []
+    return failed
+
+
+def _report_sweep(res, root: Path, name: str) -> None:
+    for p in res.failed:
+        print(f"--- point {p.point.name} of sweep {name} failed ---\n{p.error}", file=sys.stderr)
+    where = res.plan.out
+    where = where.relative_to(root) if where.is_relative_to(root) else where
+    print(f"sweep {name}: {len(res.points)} points: {res.count('executed')} executed, {res.count('cached')} "
+          f"up to date, {len(res.failed)} failed -> {where}/ ({', '.join(p.name for p in res.outputs)})")
+
+
+def cmd_sweep(args) -> int:
+    root = _root(args)
+    declared = sweep.get_declared(root, args.analysis)
+    if declared is not None:
+        if args.param or args.out:
+            raise an.ParameterError(f"{args.analysis} is a sweep declared in analyses/{declared.study}/sweeps.toml: "
+                                    f"its grid and folder are declared there (no -p or --out)")
+        plan = declared.plan(args.profile, _out(args, root))
+        plan.x, plan.y = args.x or plan.x, args.y or plan.y
+        name = declared.name
+    else:
+        out = Path(args.out).resolve() if args.out else None
+        if out is None:
+            analysis = an.get(root, args.analysis)
+            out = (_out(args, root) or root) / "runs" / "sweeps" / analysis.name
+        plan = sweep.plan(root, args.analysis, args.param, profile=args.profile, out=out, x=args.x, y=args.y)
+        name = plan.analysis.name
+    address = args.ray or os.environ.get("RAY_ADDRESS")
+    if args.jobs is not None and args.jobs < 1:
+        raise an.ParameterError(f"--jobs must be at least 1, got {args.jobs}")
+    res = sweep.execute(plan, jobs=args.jobs, ray_address=address, force=args.force, progress=not args.quiet)
+    _report_sweep(res, root, name)
+    return 1 if res.failed else 0
 
 
 def _report(res: runner.RunResult, root: Path) -> None:
@@ -83,10 +137,18 @@ def cmd_build(args) -> int:
     root = _root(args)
     out = _out(args, root)
     todo = [a.name for a in an.discover(root, strict=True)]
-    for name in todo:  # validate every analysis's parameters before executing anything
+    for name in todo:  # validate every analysis's parameters (and declared sweep) before executing anything
         runner.resolve(root, name, {}, args.profile)
+    sweeps = sweep.declared(root)
+    plans = {s.name: s.plan(args.profile, out) for s in sweeps}
     t0 = time.perf_counter()
-    failures = []
+    failed_sweeps = _run_declared_sweeps(args, root, sweeps, plans)  # before the chapters that read them
+    blocked = [a.name for a in an.discover(root) if any(s.name in failed_sweeps for s in sweep.declared_for(a))]
+    if blocked:
+        print(f"not run: {', '.join(blocked)} (they read the failed sweep(s) {', '.join(failed_sweeps)})",
+              file=sys.stderr)
+    failures = list(blocked)
+    todo = [name for name in todo if name not in blocked]
     if args.jobs <= 1:
         for name in todo:
             try:
@@ -107,7 +169,7 @@ def cmd_build(args) -> int:
             return name, proc.returncode
 
         with ThreadPoolExecutor(args.jobs) as pool:
-            failures = [name for name, rc in pool.map(one, todo) if rc != 0]
+            failures += [name for name, rc in pool.map(one, todo) if rc != 0]
     print(f"analyses done in {time.perf_counter() - t0:.1f} s")
     if failures:
         print(f"FAILED: {', '.join(failures)}; the book was not rendered", file=sys.stderr)
@@ -254,6 +316,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write chapters under OUT/paper instead of the project's paper/")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("sweep", help="run one analysis over a grid of parameters and gather its results",
+                       description="Run ANALYSIS for every point of the grid (the product of the -p axes), each point "
+                                   "an isolated, cached `rli run`; gather the results the chapter records with "
+                                   "report.record(name, value) into OUT/results.csv (+ .parquet) and "
+                                   "OUT/summary.png. ANALYSIS may also be a sweep declared in "
+                                   "analyses/<study>/sweeps.toml (e.g. demo/robustness). Exit status 1 if a "
+                                   "point failed.")
+    s.add_argument("analysis", help="an analysis (e.g. coinflip/02_agent) or a declared sweep (study/name)")
+    s.add_argument("-p", "--param", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="an axis: values separated by ',' (';' for a list parameter), a..b an inclusive int range")
+    s.add_argument("--profile", default=None, help="named parameter overrides applied to every point")
+    s.add_argument("--jobs", type=int, default=None, help="local processes (default: the CPUs available)")
+    s.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the points as tasks on this Ray cluster (ray.init(address=ADDRESS); also RAY_ADDRESS)")
+    s.add_argument("--out", help="the sweep's folder (default: runs/sweeps/<analysis>/ of the build folder)")
+    s.add_argument("--force", action="store_true", help="rerun every point, even up-to-date ones")
+    s.add_argument("--x", default=None, help="summary figure: the swept parameter on the x axis")
+    s.add_argument("--y", default=None, help="summary figure: the recorded result plotted")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("build", help="run every analysis, then render the book")
     s.add_argument("--profile", default=None, help="e.g. smoke: tiny sizes (chapters go to _build/<profile>/)")

@@ -208,3 +208,64 @@ def _is_number(x: Any) -> bool:
         return not isinstance(x, str)
     except (TypeError, ValueError):
         return False
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Results: the one way a chapter declares the scalar numbers a sweep gathers into its table
+
+RESULTS_ENV = "RLI_RESULTS"  # set by `rli run` (and so by every sweep point): the JSON file record() writes
+RESERVED = frozenset({"point", "status"})  # columns of a sweep's table that are not results
+recorded: dict[str, Any] = {}  # this kernel's results so far, in recording order
+
+
+def record(name: str, value: Any) -> Any:
+    """Record the scalar result ``name`` of this chapter and return ``value`` unchanged.
+
+    ``rli run`` stores every recorded result in the executed chapter's metadata (``metadata.rlinterp.results``), and
+    ``rli sweep`` gathers them, one row per point of its grid, into the sweep's table: e.g.
+    ``record("pct_optimal", 100 * dqn / optimal)``. ``name`` is an identifier (it becomes a column; ``point`` and
+    ``status`` are taken); ``value`` a bool, int, float (NaN and ±inf are kept) or str, or a numpy / torch scalar
+    (read as its Python kin). Recording a name again replaces its value. Outside ``rli run`` (an interactive kernel)
+    the value is only kept in :data:`recorded`.
+    """
+    import json
+    import os
+    import re
+    from pathlib import Path
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"record: the name must be an identifier (letters, digits, _), got {name!r}")
+    if name in RESERVED:
+        raise ValueError(f"record: {name!r} is a column of every sweep table; choose another name")
+    recorded[name] = _scalar_result(name, value)
+    path = os.environ.get(RESULTS_ENV)
+    if path:
+        from rlinterp.pipeline.manifest import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), json.dumps({k: encode_result(v) for k, v in recorded.items()}).encode())
+    return value
+
+
+def _scalar_result(name: str, value: Any) -> bool | int | float | str:
+    if not isinstance(value, (bool, int, float, str)):
+        shape = getattr(value, "shape", None)  # numpy scalars, 0-d arrays and tensors
+        if callable(getattr(value, "item", None)) and shape is not None and tuple(shape) == ():
+            value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"record({name!r}, ...): a result is one number, bool or string, got {type(value).__name__} "
+                    f"{str(value)[:80]}; record each number under its own name")
+
+
+def encode_result(value: Any) -> Any:
+    """A result as strict JSON: NaN and ±inf become ``{"float": "nan"}`` etc. (see :func:`decode_result`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": str(value)}
+    return value
+
+
+def decode_result(value: Any) -> Any:
+    """The inverse of :func:`encode_result`."""
+    if isinstance(value, dict) and set(value) == {"float"}:
+        return float(value["float"])
+    return value

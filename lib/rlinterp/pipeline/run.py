@@ -55,8 +55,9 @@ def _lib_files(root: Path) -> list[Path]:
     return sorted(p for p in (root / "lib").rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def cache_key(analysis: an.Analysis, params: dict[str, Any]) -> str:
-    """sha256 over the analysis source, the effective parameters, all lib/ sources and the data manifest.
+def cache_key(analysis: an.Analysis, params: dict[str, Any], inputs: list[Path] = ()) -> str:
+    """sha256 over the analysis source, the effective parameters, all lib/ sources and the data manifest
+    (and ``inputs``: the tables of the declared sweeps the chapter reads, see :func:`sweep_inputs`).
 
     The manifest holds the sha256 of every shipped data file (and loading verifies it), so hashing the manifest
     covers the data without re-reading megabytes of checkpoints on every call.
@@ -69,7 +70,16 @@ def cache_key(analysis: an.Analysis, params: dict[str, Any]) -> str:
         h.update(b"lib\0" + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     manifest = root / "data" / MANIFEST_NAME
     h.update(b"data\0" + (manifest.read_bytes() if manifest.exists() else b""))
+    for path in inputs:
+        h.update(b"input\0" + path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"missing"))
     return h.hexdigest()
+
+
+def sweep_inputs(analysis: an.Analysis, out: Path | None = None) -> list[Path]:
+    """The tables of the sweeps declared (``analyses/<study>/sweeps.toml``) as read by ``analysis``."""
+    from rlinterp.pipeline import sweep
+
+    return [s.table_path(out) for s in sweep.declared_for(analysis)]
 
 
 def recorded_key(chapter: Path) -> str | None:
@@ -97,18 +107,24 @@ def resolve(root: Path, name: str, overrides: dict[str, Any] | None = None, prof
 
 
 def is_fresh(analysis: an.Analysis, params: dict[str, Any], out: Path | None = None) -> bool:
-    return recorded_key(analysis.chapter(out)) == cache_key(analysis, params)
+    return recorded_key(analysis.chapter(out)) == cache_key(analysis, params, sweep_inputs(analysis, out))
 
 
 def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profile: str | None = None,
-        force: bool = False, out: Path | None = None, progress: bool = True) -> RunResult:
-    """Run analysis ``name`` and write its executed chapter (under ``out``/paper, default ``root``/paper)."""
+        force: bool = False, out: Path | None = None, progress: bool = True, workdir: Path | None = None) -> RunResult:
+    """Run analysis ``name`` and write its executed chapter (under ``out``/paper, default ``root``/paper).
+
+    The kernel runs in ``workdir`` (default ``root``); it sees ``RLI_OUT`` (``out`` or ``root``: where
+    :func:`rlinterp.pipeline.sweep.load` finds a declared sweep's table) and ``RLI_RESULTS`` (where
+    :func:`rlinterp.pipeline.report.record` writes the results, stored in the chapter's metadata)."""
     import nbformat
     import papermill as pm
 
+    from rlinterp.pipeline.report import RESULTS_ENV
+
     analysis, nb, params = resolve(root, name, overrides, profile)
     chapter = analysis.chapter(out)
-    key = cache_key(analysis, params)
+    key = cache_key(analysis, params, sweep_inputs(analysis, out))
     if not force and recorded_key(chapter) == key:
         analysis.failed(out).unlink(missing_ok=True)  # the chapter is good for these inputs: an old failure is stale
         return RunResult(analysis.name, "cached", chapter, 0.0, params)
@@ -119,24 +135,29 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
     with tempfile.TemporaryDirectory(prefix="rli-") as tmp:
         src = Path(tmp) / "input.ipynb"
         dst = Path(tmp) / "output.ipynb"
+        results = Path(tmp) / "results.json"
         nbformat.write(nb, src)
         # the kernel inherits our environment: a user's (or CI's) MPLBACKEND=Agg would make plt.show() draw nothing
-        saved = os.environ.get("MPLBACKEND")
-        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+        kernel_env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", RESULTS_ENV: str(results),
+                      "RLI_OUT": str(Path(out or root).resolve())}
+        saved = {k: os.environ.get(k) for k in kernel_env}
+        os.environ.update(kernel_env)
         try:
             pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
-                                progress_bar=progress, cwd=str(root), log_output=False)
+                                progress_bar=progress, cwd=str(workdir or root), log_output=False)
         except pm.PapermillExecutionError as e:
             failed = analysis.failed(out)
             if dst.exists():
                 atomic_write_bytes(failed, dst.read_bytes())
             raise AnalysisFailed(_failure_message(analysis, e, failed, chapter if had_chapter else None)) from None
         finally:
-            if saved is None:
-                os.environ.pop("MPLBACKEND", None)
-            else:
-                os.environ["MPLBACKEND"] = saved
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         executed = nbformat.read(dst, as_version=4)
+        recorded = json.loads(results.read_text()) if results.exists() else {}
     seconds = time.perf_counter() - t0
     _hide_injected(executed)
     show_effective_parameters(executed, params, profile)
@@ -144,6 +165,8 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
         "analysis": analysis.name, "cache_key": key, "params": params, "profile": profile or "default",
         "seconds": round(seconds, 2), "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if recorded:  # report.record(): strict JSON (non-finite floats encoded), read back with report.decode_result
+        executed.metadata["rlinterp"]["results"] = recorded
     atomic_write_bytes(chapter, nbformat.writes(executed).encode())
     analysis.failed(out).unlink(missing_ok=True)
     if not overrides:  # a profile's own build: its time is what the placeholder page of an unbuilt chapter quotes
