@@ -117,7 +117,7 @@ def chapter_inputs(root: Path, name: str, profile: str | None) -> dict[str, Any]
     text = analysis.source.read_text()
     data = {k: v.get("sha256") for k, v in manifest.items() if k in text or k.rsplit(".", 1)[0] in text}
     return {"source": _sha(analysis.source.read_bytes()), "params": params, "lib": lib, "data": data,
-            "cache_key": runner.cache_key(analysis, params)}
+            "cache_key": runner.cache_key(analysis, params, runner.sweep_inputs(analysis))}
 
 
 def _changed_keys(old: dict, new: dict) -> list[str]:
