@@ -50,11 +50,12 @@ def draw_circuit(
     ax.set_xlim(-0.5, len(cols) - 0.5)
     ys = [p[1] for p in pos.values()] or [0]
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7 + 0.25 * max(len(cols) - 2, 0))
-    # nodes as large as the row pitch allows (a tall column is squeezed to fit the page): diameter <= 26 pt
+    # a tall column is squeezed to fit the page: when a row has no room for a 26 pt circle, nodes become rounded
+    # labels as tall as the row allows (the label stays legible; a shrunken circle would shrink its text)
     y0, y1 = ax.get_ylim()
     pitch = ax.get_window_extent().height * 72 / ax.figure.dpi / max(abs(y1 - y0), 1e-9)  # points per row
-    diameter = min(NODE_DIAMETER, 0.85 * pitch)
-    node_font = max(4.5, 7 * diameter / NODE_DIAMETER)
+    squeezed = 0.85 * pitch < NODE_DIAMETER
+    node_font = min(7.0, max(4.5, 0.42 * pitch)) if squeezed else 7.0
     to_disp, to_data = ax.transData.transform, ax.transData.inverted().transform
     smax = max((abs(s[i]) for i in idx), default=1.0) if s is not None else 1.0
     smax = smax or 1.0
@@ -75,8 +76,12 @@ def draw_circuit(
             py = (1 - t) ** 2 * b0 + 2 * t * (1 - t) * cy + t**2 * b1
             ax.text(*to_data((px, py + 3)), slot, fontsize=7, color=color, ha="center", va="bottom")
     for c, (x, y) in pos.items():
-        ax.scatter([x], [y], s=diameter**2, color="white", edgecolor="black", zorder=3)
-        ax.text(x, y, c, ha="center", va="center", fontsize=node_font, zorder=4)
+        if squeezed:
+            ax.text(x, y, c, ha="center", va="center", fontsize=node_font, zorder=4,
+                    bbox=dict(boxstyle="round,pad=0.25", facecolor="white", edgecolor="black", lw=0.8))
+        else:
+            ax.scatter([x], [y], s=NODE_DIAMETER**2, color="white", edgecolor="black", zorder=3)
+            ax.text(x, y, c, ha="center", va="center", fontsize=node_font, zorder=4)
     ax.axis("off")
     if title:
         ax.set_title(title)

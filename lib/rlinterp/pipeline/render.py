@@ -431,7 +431,7 @@ def render_fallback(book_dir: Path) -> RenderResult:
     bib = [str(book_dir / b) for b in _as_list(config.get("bibliography")) if (book_dir / b).exists()]
     cite = (["--citeproc"] + [f"--bibliography={b}" for b in bib]) if bib else []
     css = out / "book.css"
-    css.write_text(CSS)
+    css.write_text(CSS + (book_css.read_text() if (book_css := book_dir / BOOK_CSS).exists() else ""))
     outputs = []
     for i, page in enumerate(pages):
         target = out / _html_target(page)
@@ -512,6 +512,8 @@ def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite
     return pdf
 
 
+#: the book's HTML rules (Quarto: ``format.html.css``), appended to the fallback's own style sheet :data:`CSS`
+BOOK_CSS = "paper/book.css"
 #: the book's Typst rules (tables that break across pages, table fonts by width): Quarto includes this file through
 #: ``format.typst.include-in-header``, and so does the fallback
 BOOK_TYP = "paper/book.typ"

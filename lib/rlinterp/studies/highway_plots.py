@@ -81,7 +81,7 @@ def draw_attention(ax, frame: np.ndarray, pixels: np.ndarray, present: np.ndarra
             ax.scatter([ego[0]], [ego[1]], s=400 * pattern[hd, 0], facecolors="none", edgecolors=color, linewidths=2)
             ax.plot([], [], color=color, lw=3, label=f"head {hd}")  # legend entry
     if title:
-        ax.set_title(title, fontsize=fontsize)
+        ax.set_title(title, fontsize=fontsize, pad=8)  # clear of the arrowheads on the top edge
 
 
 def draw_action_bars(ax, q_values: np.ndarray, action: int | None = None, fontsize: float = 7) -> None:
