@@ -266,6 +266,18 @@ def test_animation_renders_as_the_gif_in_html_and_the_still_in_the_pdf(tmp_path)
         render.notebook_markdown(nb, page, media, "figures", to="latex")
 
 
+def test_the_site_links_the_pdf_under_the_name_both_renderers_give_it():
+    from rlinterp.pipeline import render
+
+    cfg = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    tools = cfg["book"]["sidebar"]["tools"]
+    assert render.pdf_name(cfg) == "rlinterp.pdf" and "rlinterp.pdf" in [t["href"] for t in tools]
+    assert render.pdf_name({"book": {"title": "Demo Book"}}) == "demo-book.pdf"
+    page = _fake_page()
+    nav = render._nav([page], page, "Book", tools)
+    assert '<a href="../../rlinterp.pdf">The book as PDF</a>' in nav
+
+
 def test_display_outputs_follow_quartos_choice_per_format():
     from rlinterp.pipeline.render import display_mime
 

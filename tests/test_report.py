@@ -183,3 +183,17 @@ def test_table_columns_are_sized_by_content_so_short_columns_do_not_wrap_word_by
     cells = sep.strip("|").split("|")  # alignment kept: text left, numbers right
     assert [c.startswith(":") for c in cells] == [True, False, False, False, False, True]
     assert [c.endswith(":") for c in cells] == [False, True, True, True, True, False]
+
+
+def test_column_weights_keep_every_word_whole_when_the_table_is_wider_than_a_line():
+    from rlinterp.pipeline.report import column_weights
+
+    columns = ["chapter", "profile", "seconds", "executed", "cache key", "parameters (≠ default)"]
+    cells = [["highway/03_attributions", "smoke", "not built", "2026-12-01 17:58", "ca3c4bc014c9",
+              "mc_games=2000, n_coins=3, n_flips=8, sweep_flips=[4, 8], sweep_sigmas=[0.1, 0.3, 1.0]"]]
+    w = column_weights(columns, cells)
+    assert abs(sum(w) - 100) <= 3  # the line is shared out
+    assert w[0] >= len("highway/03_attributions") + 2 and w[1] >= len("profile") + 2  # needs kept
+    assert w[-1] == max(w) and w[-1] < 40 + 2  # the long text column takes the rest and wraps
+    assert column_weights(["a", "b"], [["x", "yy"]]) == [5, 5]  # a small table: what it wants
+

@@ -400,9 +400,16 @@ table { border-collapse: collapse; margin: 0.8em 0; } th, td { border-bottom: 1p
 """
 
 
-def _nav(pages: list[Page], here: Page, title: str) -> str:
+def _nav(pages: list[Page], here: Page, title: str, tools: list[dict] | None = None) -> str:
+    """The sidebar: the book's title, its ``book.sidebar.tools`` links (e.g. the PDF) and the chapters by part."""
     up = "../" * len(Path(here.html_path).parent.parts)
-    lines = [f'<nav id="book"><div><a href="{up}index.html"><b>{html.escape(title)}</b></a></div><ul>']
+    lines = [f'<nav id="book"><div><a href="{up}index.html"><b>{html.escape(title)}</b></a></div>']
+    for tool in tools or []:
+        href = tool.get("href", "")
+        href = href if re.match(r"^[a-z]+:", href) else up + href
+        lines.append(f'<div class="tool"><a href="{html.escape(href)}">{html.escape(str(tool.get("text", href)))}'
+                     f'</a></div>')
+    lines.append("<ul>")
     part = None
     for p in pages:
         if p.part != part:
@@ -444,7 +451,7 @@ def render_fallback(book_dir: Path) -> RenderResult:
             pager.append(f'<a href="{_rel(page, pages[i + 1])}">{html.escape(pages[i + 1].title)} →</a>')
         pager.append("</div>")
         nav = out / ".nav.html"
-        nav.write_text(_nav(pages, page, title))
+        nav.write_text(_nav(pages, page, title, book.get("sidebar", {}).get("tools")))
         after = out / ".pager.html"
         after.write_text("\n".join(pager))
         extra = ["-M", "nocite=@*"] if Path(page.source).stem == "references" else []
@@ -507,7 +514,7 @@ def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite
                           extra_args=["--standalone", "--toc", "-V", "section-numbering=1.1", f"--resource-path={out}",
                                       f"--include-in-header={header}", *meta, *cite])
     header.unlink()
-    pdf = out / f"{_slug(book.get('title', 'book'))}.pdf"
+    pdf = out / pdf_name(config)
     typst.compile(str(typ), output=str(pdf), root=str(out))
     return pdf
 
@@ -538,6 +545,13 @@ def _date(value) -> str:
 
 def _typst_escape(s: str) -> str:
     return re.sub(r"([\[\]#*_`$\\<>@])", r"\\\1", s)
+
+
+def pdf_name(config: dict) -> str:
+    """The PDF's file name as Quarto names it: ``book.output-file`` (+ ``.pdf``), else the slug of the title."""
+    book = config.get("book", {})
+    stem = book.get("output-file") or _slug(book.get("title", "book"))
+    return stem if stem.endswith(".pdf") else f"{stem}.pdf"
 
 
 def _slug(s: str) -> str:

@@ -79,20 +79,27 @@ def md_table_text(rows: Any, columns: Sequence[str] | None = None, digits: int =
     return "\n".join(lines)
 
 
-def column_weights(columns: Sequence[str], cells: Sequence[Sequence[str]], cap: int = 40) -> list[int]:
+def column_weights(columns: Sequence[str], cells: Sequence[Sequence[str]], cap: int = 40, line: int = 100) \
+        -> list[int]:
     """Relative widths of a pipe table's columns, written as the number of dashes of its separator line.
 
     Pandoc (and so Quarto) sizes the columns of a pipe table whose lines are long by the dashes of each column; equal
     separators would give every column the same width, so a column of long text squeezes and a short one wraps
-    one word per line. A column's weight is its longest cell (at most ``cap`` characters) and never less than its
-    longest word (header included) or 3, so no word is broken, plus 2 for the cell's padding."""
-    weights = []
+    one word per line. Each column needs its longest word (header included) and wants its longest cell (at most
+    ``cap`` characters), plus 2 for the cell's padding. When the wants exceed a ``line`` of about 100 characters
+    (the PDF's text width in the 8 pt table font), every column keeps its need and the rest of the line is shared in
+    proportion to what each still wants, so no word is broken while long text wraps."""
+    need, want = [], []
     for j, name in enumerate(columns):
         texts = [str(r[j]) for r in cells if j < len(r)]
         longest_word = max((len(w) for t in [name, *texts] for w in t.split()), default=0)
         longest_cell = max((len(t) for t in texts), default=0)
-        weights.append(2 + max(3, longest_word, min(max(longest_cell, longest_word), cap)))
-    return weights
+        need.append(2 + max(3, longest_word))
+        want.append(2 + max(3, longest_word, min(longest_cell, cap)))
+    if sum(want) <= line or sum(need) >= line:
+        return want if sum(want) <= line else need
+    share = (line - sum(need)) / (sum(want) - sum(need))
+    return [n + round((w - n) * share) for n, w in zip(need, want)]
 
 
 def md_table(rows: Any, columns: Sequence[str] | None = None, digits: int = 4) -> Markdown:
