@@ -167,6 +167,31 @@ def test_figure_and_table_cells_have_labels_and_captions(analysis):
                 f"{analysis.name}: a table cell needs #| label: tbl-… and #| tbl-cap:\n{cell[:300]}"
 
 
+def test_progress_bars_are_one_helper_switched_off_in_chapter_runs(monkeypatch):
+    """Every bar of the package comes from rlinterp.progress (never tqdm.auto, whose import prints "TqdmWarning:
+    IProgress not found" in a kernel without ipywidgets); `rli run` switches the bars off in the chapter's kernel."""
+    import io
+
+    from rlinterp import progress
+    from rlinterp.pipeline import run
+
+    lib = ROOT / "lib" / "rlinterp"
+    for path in lib.rglob("*.py"):
+        if path.name != "progress.py":
+            assert not re.search(r"^\s*(?:from tqdm\S* import|import tqdm)", path.read_text(), flags=re.M), \
+                f"{path.relative_to(ROOT)} imports tqdm directly; use `from rlinterp.progress import tqdm`"
+    buf = io.StringIO()
+    monkeypatch.delenv(progress.ENV, raising=False)
+    list(progress.tqdm(range(3), file=buf, desc="x"))
+    assert "3/3" in buf.getvalue()
+    monkeypatch.setenv(progress.ENV, "off")
+    buf = io.StringIO()
+    list(progress.tqdm(range(3), file=buf, desc="x"))
+    assert buf.getvalue() == "" and not progress.enabled()
+    src = (lib / "pipeline" / "run.py").read_text()
+    assert 'PROGRESS_ENV: "off"' in src and "IProgress not found" in run.KERNEL_WARNINGS
+
+
 def executed_output_problems(nb: dict) -> list[str]:
     """What is wrong with the outputs of an executed chapter: stderr streams and progress/log/warning noise in any
     stream; image outputs without a ``fig-`` label and caption; pipe tables without a ``tbl-`` label and caption;
