@@ -221,7 +221,8 @@ def executed_output_problems(nb: dict) -> list[str]:
                 if re.search(r"^\|.*\|\s*\n\|[-:| ]+\|", _text(data.get("text/markdown", "")), flags=re.M) and not \
                         (label.startswith("tbl-") and opts.get("tbl-cap")):
                     problems.append(f"cell {i}: a table output without #| label: tbl-… and #| tbl-cap")
-                if set(data) <= {"text/plain"} and re.match(r"<\S+ object( at 0x[0-9a-f]+)?>", _text(data.get("text/plain", ""))):
+                plain = _text(data.get("text/plain", ""))
+                if set(data) <= {"text/plain"} and re.match(r"<\S+ object( at 0x[0-9a-f]+)?>", plain):
                     problems.append(f"cell {i}: prints {_text(data['text/plain'])!r} (display a figure or table)")
     return problems
 
@@ -231,14 +232,16 @@ def test_executed_output_problems_finds_noise_and_missing_labels():
         return {"cell_type": "code", "source": src, "metadata": {}, "outputs": list(outs)}
 
     png = {"output_type": "display_data", "data": {"image/png": "", "text/plain": "<Figure>"}, "metadata": {}}
-    table = {"output_type": "display_data", "data": {"text/markdown": "| a | b |\n|:--|--:|\n| x | 1 |"}, "metadata": {}}
+    table = {"output_type": "display_data", "metadata": {},
+             "data": {"text/markdown": "| a | b |\n|:--|--:|\n| x | 1 |"}}
     good = {"cells": [cell("#| label: fig-a\n#| fig-cap: A.\nplt.show()", png),
                       cell("#| label: tbl-a\n#| tbl-cap: A.\nmd_table(x)", table),
                       cell("print(1)", {"output_type": "stream", "name": "stdout", "text": "1\n"})]}
     assert executed_output_problems(good) == []
     bad = {"cells": [cell("plt.show()", png), cell("#| label: fig-b\nplt.show()", png), cell("md_table(x)", table),
                      cell("import tqdm", {"output_type": "stream", "name": "stderr", "text": "TqdmWarning: IProgress"}),
-                     cell("x", {"output_type": "stream", "name": "stdout", "text": "\rtrain: 100%|██████████| 3/3 [00:00<00:00, 9.1it/s]"}),
+                     cell("x", {"output_type": "stream", "name": "stdout",
+                                "text": "\rtrain: 100%|██████████| 3/3 [00:00<00:00, 9.1it/s]"}),
                      cell("display(HTML(x))", {"output_type": "display_data", "metadata": {},
                                                "data": {"text/plain": "<IPython.core.display.HTML object>"}})]}
     found = executed_output_problems(bad)
@@ -322,7 +325,8 @@ def test_image_files_are_named_by_position_so_both_formats_link_the_right_image(
     a, b = base64_png("red"), base64_png("blue")
     nb = {"cells": [
         {"cell_type": "code", "metadata": {}, "source": "#| label: fig-a\n#| fig-cap: A.",
-         "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/html": "<b>anim</b>", "image/png": a}}]},
+         "outputs": [{"output_type": "display_data", "metadata": {},
+                      "data": {"text/html": "<b>anim</b>", "image/png": a}}]},
         {"cell_type": "code", "metadata": {}, "source": "#| label: fig-b\n#| fig-cap: B.",
          "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"image/png": b}}]}]}
     page = _fake_page(labels={"fig-a": "Figure 5.1", "fig-b": "Figure 5.2"})
@@ -409,7 +413,8 @@ def test_an_executed_chapter_is_free_of_noise_and_its_figures_render(tmp_path):
     page = render.Page("paper/highway/01_agent.ipynb", "Highway", 5, labels=render._collect_labels(nb, 5))
     html_md = render.notebook_markdown(nb, page, tmp_path / "media", "figures", to="html")
     pdf_md = render.notebook_markdown(nb, page, tmp_path / "media", "figures", to="typst")
-    assert re.search(r"::: \{#fig-highway-episode-gif \.figure\}\n```\{=html\}\n<img src=\"data:image/gif;base64,", html_md)
+    assert re.search(r"::: \{#fig-highway-episode-gif \.figure\}\n```\{=html\}\n"
+                     r"<img src=\"data:image/gif;base64,", html_md)
     assert re.search(r"!\[Figure 5\.\d+: The same episode step by step[^\]]*\]\(figures/[\w-]+\.png\)"
                      r"\{#fig-highway-episode-gif", pdf_md)
     assert "IPython.core.display" not in html_md + pdf_md

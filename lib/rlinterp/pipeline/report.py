@@ -86,16 +86,16 @@ def column_weights(columns: Sequence[str], cells: Sequence[Sequence[str]], cap: 
     Pandoc (and so Quarto) sizes the columns of a pipe table whose lines are long by the dashes of each column; equal
     separators would give every column the same width, so a column of long text squeezes and a short one wraps
     one word per line. Each column needs its longest word (header included) and wants its longest cell (at most
-    ``cap`` characters), plus 2 for the cell's padding. When the wants exceed a ``line`` of about 100 characters
-    (the PDF's text width in the 8 pt table font), every column keeps its need and the rest of the line is shared in
-    proportion to what each still wants, so no word is broken while long text wraps."""
+    ``cap`` characters), plus 3 for the cell's padding (5 pt each side). When the wants exceed a ``line`` of about
+    100 characters (the PDF's text width in the 8 pt table font), every column keeps its need and the rest of the
+    line is shared in proportion to what each still wants, so no word is broken while long text wraps."""
     need, want = [], []
     for j, name in enumerate(columns):
         texts = [str(r[j]) for r in cells if j < len(r)]
         longest_word = max((len(w) for t in [name, *texts] for w in t.split()), default=0)
         longest_cell = max((len(t) for t in texts), default=0)
-        need.append(2 + max(3, longest_word))
-        want.append(2 + max(3, longest_word, min(longest_cell, cap)))
+        need.append(3 + max(3, longest_word))
+        want.append(3 + max(3, longest_word, min(longest_cell, cap)))
     if sum(want) <= line or sum(need) >= line:
         return want if sum(want) <= line else need
     share = (line - sum(need)) / (sum(want) - sum(need))
@@ -144,8 +144,8 @@ def animation(gif: bytes | None, still_png: bytes, alt: str) -> Animation:
 
     The output is one display bundle: ``text/html`` (the GIF as an ``<img>``), ``image/png`` (``still_png``) and
     ``text/plain`` (``alt``). Quarto picks a representation per format — HTML prefers ``text/html``, Typst/PDF takes
-    ``image/png`` because it cannot show HTML or animate — and the fallback renderer does the same, so each format gets
-    a captioned, numbered figure. Quarto knows no ``image/gif`` output (an ``IPython.display.Image`` of a GIF would
+    ``image/png`` because it cannot show HTML or animate — and the fallback renderer does the same, so each format
+    gets a captioned, numbered figure. Quarto knows no ``image/gif`` output (an ``IPython.display.Image`` of a GIF would
     print its text/plain repr), hence the GIF inside HTML. ``gif=None`` shows the still in every format.
     """
     return Animation(gif, still_png, alt)
