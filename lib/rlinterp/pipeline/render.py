@@ -5,7 +5,8 @@ book: cell options ``#| label``, ``#| fig-cap``, ``#| tbl-cap``, ``#| echo``, ``
 cell tags ``remove-cell``/``remove-input``/``remove-output``; ``@fig-…``/``@tbl-…`` cross-references (numbered
 "Figure <chapter>.<n>") and ``@sec-…`` ones to headings with a ``{#sec-…}`` id ("Chapter <n>", "Section <n>.<k>", as
 Quarto numbers them with ``crossref: chapters: true``); citations from ``references.bib``; stderr streams (progress bars, warnings) are dropped as
-with Quarto's ``warning: false``.
+with Quarto's ``warning: false``; a display output shows the representation Quarto picks for the format (text/html in
+HTML, the image in the PDF: an animation is its GIF on the page and its still in the PDF, see :func:`display_mime`).
 
 A chapter that was not executed yet does not stop the book: while rendering, it is a short placeholder page that
 names the command that builds it and what that took last time (:mod:`rlinterp.pipeline.build_times`); the
