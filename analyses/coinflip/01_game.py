@@ -26,8 +26,8 @@
 #
 # **Dynamic programming.** The posterior state is the multiset of counts; coins are exchangeable, so we sort each
 # state into a canonical order and solve the Bellman equation
-# $$Q^*(s, i) = q_i\,\big(1 + V^*(s + \text{head}_i)\big) + (1 - q_i)\, V^*(s + \text{tail}_i), \qquad
-#   V^*(s) = \max_i Q^*(s, i),$$
+# $$\begin{aligned} Q^*(s, i) &= q_i\,\big(1 + V^*(s + \text{head}_i)\big) + (1 - q_i)\, V^*(s + \text{tail}_i), \\
+#   V^*(s) &= \max_i Q^*(s, i), \end{aligned}$$
 # with $q_i$ the predictive of coin $i$ and $V^* = 0$ once all flips are used. We enumerate the canonical states level
 # by level (by the number of flips made) and run backward induction vectorised over each level
 # (`rlinterp.studies.coinflip_bayes.solve`). The same machinery evaluates any policy that depends only on the posterior state

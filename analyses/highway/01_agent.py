@@ -58,12 +58,10 @@ n_film_frames: int = 5  # frames in the static filmstrip figure [range: [1, inf)
 make_gif: bool = True  # embed an animated GIF of the rendered episode (HTML output only)
 
 # %%
-import base64
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import HTML, display
+from IPython.display import display
 
 from rlinterp import artifacts
 from rlinterp.learners import ddqn
@@ -71,7 +69,7 @@ from rlinterp.models.ego_attention import n_params
 from rlinterp.studies import highway as hws
 from rlinterp.studies import highway_plots as hwp
 from rlinterp.envs import highway as hw
-from rlinterp.pipeline.report import claim, config_table, md, md_table
+from rlinterp.pipeline.report import animation, claim, config_table, md, md_table
 
 torch.manual_seed(seed)
 AGENTS = artifacts.HIGHWAY_AGENTS  # {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
@@ -239,10 +237,10 @@ md(f"In this episode (environment seed {chosen}) the agent {outcome} after {T} s
 
 # %%
 #| echo: false
-if make_gif:
-    gif = hwp.episode_gif(episode)
-    display(HTML(f'<img src="data:image/gif;base64,{base64.b64encode(gif).decode()}" '
-                 f'alt="Animated episode of the ego-attention agent" style="max-width:100%">'))
+#| label: fig-highway-episode-gif
+#| fig-cap: "The same episode step by step (animated in the HTML version, two frames a second; the PDF shows the middle step): the scene with the attention lines of the two heads (an arrowhead at the edge: a vehicle outside the view) and the Q-values of the three actions with their softmax."
+display(animation(hwp.episode_gif(episode) if make_gif else None, hwp.episode_frame_png(episode, T // 2),
+                  alt="Animated episode of the ego-attention agent: attention lines and Q-values at every step"))
 
 # %% [markdown]
 # ## Discussion

@@ -632,7 +632,7 @@ def build_ablation(config: AblationGrid, device: str = "cpu", progress: bool = T
     "n_steps"}``."""
     import numpy as np
     import torch
-    from tqdm.auto import tqdm
+    from rlinterp.progress import tqdm
 
     from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs import darkroom as dr

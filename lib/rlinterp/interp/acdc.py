@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.interp.graph import Circuit, Graph
 from rlinterp.interp.patching import ablation_cache

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.interp.graph import Graph
 

@@ -46,10 +46,16 @@ def draw_circuit(
         for yi, c in enumerate(comps):
             pos[c] = (xi, (len(comps) - 1) / 2 - yi)
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.8 + 1.6 * len(cols), 1.2 + 0.45 * max((len(v) for v in cols.values()), default=1)))
+        _, ax = plt.subplots(figsize=figure_size(len(cols), max((len(v) for v in cols.values()), default=1)))
     ax.set_xlim(-0.5, len(cols) - 0.5)
     ys = [p[1] for p in pos.values()] or [0]
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7 + 0.25 * max(len(cols) - 2, 0))
+    # a tall column is squeezed to fit the page: when a row has no room for a 26 pt circle, nodes become rounded
+    # labels as tall as the row allows (the label stays legible; a shrunken circle would shrink its text)
+    y0, y1 = ax.get_ylim()
+    pitch = ax.get_window_extent().height * 72 / ax.figure.dpi / max(abs(y1 - y0), 1e-9)  # points per row
+    squeezed = 0.85 * pitch < NODE_DIAMETER
+    node_font = min(7.0, max(4.5, 0.42 * pitch)) if squeezed else 7.0
     to_disp, to_data = ax.transData.transform, ax.transData.inverted().transform
     smax = max((abs(s[i]) for i in idx), default=1.0) if s is not None else 1.0
     smax = smax or 1.0
@@ -70,12 +76,32 @@ def draw_circuit(
             py = (1 - t) ** 2 * b0 + 2 * t * (1 - t) * cy + t**2 * b1
             ax.text(*to_data((px, py + 3)), slot, fontsize=7, color=color, ha="center", va="bottom")
     for c, (x, y) in pos.items():
-        ax.scatter([x], [y], s=700, color="white", edgecolor="black", zorder=3)
-        ax.text(x, y, c, ha="center", va="center", fontsize=7, zorder=4)
+        if squeezed:
+            ax.text(x, y, c, ha="center", va="center", fontsize=node_font, zorder=4,
+                    bbox=dict(boxstyle="round,pad=0.25", facecolor="white", edgecolor="black", lw=0.8))
+        else:
+            ax.scatter([x], [y], s=NODE_DIAMETER**2, color="white", edgecolor="black", zorder=3)
+            ax.text(x, y, c, ha="center", va="center", fontsize=node_font, zorder=4)
     ax.axis("off")
     if title:
         ax.set_title(title)
     return ax
+
+
+NODE_DIAMETER = 26.0  #: points: a node circle when the rows leave room for it
+#: the tallest figure relative to its width: 7.5 in at the 6.5 in text width of the PDF, so the figure and its caption
+#: fit one page
+MAX_ASPECT = 7.5 / 6.5
+
+
+def figure_size(n_columns: int, n_rows: int) -> tuple[float, float]:
+    """Figure size (inches) of a circuit with ``n_columns`` layers and at most ``n_rows`` nodes in one layer: 1.6 in
+    per column, 0.45 in per row, but never taller than :data:`MAX_ASPECT` times its width (tall layers are
+    squeezed and their nodes drawn smaller)."""
+    if n_columns < 1 or n_rows < 1:
+        raise ValueError(f"a circuit figure needs at least one column and one row, got {n_columns} x {n_rows}")
+    width = 1.8 + 1.6 * n_columns
+    return width, min(1.2 + 0.45 * n_rows, MAX_ASPECT * width)
 
 
 def _natural(name: str) -> tuple:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.interp.graph import Graph, Node
 

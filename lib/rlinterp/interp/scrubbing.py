@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.interp.graph import Edge, Graph
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs.darkroom import darkroom_goal_split
 from rlinterp.learners.sources import DARKROOM_LEARNERS, darkroom_expert

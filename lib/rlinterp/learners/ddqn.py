@@ -35,7 +35,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs import highway as hw
 from rlinterp.learners.replay import ReplayBuffer

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs.coinflip import BatchedCoinFlip, canonicalize
 from rlinterp.learners.replay import ReplayBuffer

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs.quizzes import STRUCTS, QuizWorld
 from rlinterp.models.gpt import GPTConfig, MyGPT

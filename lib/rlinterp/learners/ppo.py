@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs.heist import BatchedHeist, HeistConfig
 from rlinterp.models.impala import NETWORKS, ImpalaConfig, build_network

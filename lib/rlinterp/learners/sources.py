@@ -22,7 +22,7 @@ from __future__ import annotations
 
 
 import numpy as np
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs.darkroom import ACTIONS, DELTAS, NOOP, BatchedDarkRoom, oracle_actions
 from rlinterp.validation import check_int, check_prob

@@ -5,7 +5,8 @@ book: cell options ``#| label``, ``#| fig-cap``, ``#| tbl-cap``, ``#| echo``, ``
 cell tags ``remove-cell``/``remove-input``/``remove-output``; ``@fig-…``/``@tbl-…`` cross-references (numbered
 "Figure <chapter>.<n>") and ``@sec-…`` ones to headings with a ``{#sec-…}`` id ("Chapter <n>", "Section <n>.<k>", as
 Quarto numbers them with ``crossref: chapters: true``); citations from ``references.bib``; stderr streams (progress bars, warnings) are dropped as
-with Quarto's ``warning: false``.
+with Quarto's ``warning: false``; a display output shows the representation Quarto picks for the format (text/html in
+HTML, the image in the PDF: an animation is its GIF on the page and its still in the PDF, see :func:`display_mime`).
 
 A chapter that was not executed yet does not stop the book: while rendering, it is a short placeholder page that
 names the command that builds it and what that took last time (:mod:`rlinterp.pipeline.build_times`); the
@@ -37,7 +38,8 @@ class Page:
     part: str | None
     number: int | None  # chapter number (None: unnumbered, e.g. the index)
     title: str = ""
-    markdown: str = ""
+    markdown: str = ""  # as the HTML pages show it
+    pdf_markdown: str = ""  # as the PDF shows it (differs where an output has a representation per format)
     labels: dict[str, str] = field(default_factory=dict)  # label -> "Figure 2.1", "Section 2.3", "Chapter 2"
 
     @property
@@ -176,11 +178,29 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}\n"
 
 
-def notebook_markdown(nb: dict, page: Page, media: Path, media_rel: str) -> str:
-    """Markdown for one executed notebook; images are written to ``media`` and linked as ``media_rel/…``."""
+# Which representation of a display output each format shows, as Quarto chooses it (quarto-cli
+# src/core/jupyter/display-data.ts): HTML prefers text/html, Typst cannot show HTML and takes the first image.
+MIME_PRIORITY = {
+    "html": ("text/html", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/plain"),
+    "typst": ("text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/plain"),
+}
+IMAGE_EXT = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}
+
+
+def display_mime(data: dict, to: str) -> str | None:
+    """The mime type of a display output's ``data`` that format ``to`` ("html" or "typst") shows, or None."""
+    return next((m for m in MIME_PRIORITY[to] if m in data), None)
+
+
+def notebook_markdown(nb: dict, page: Page, media: Path, media_rel: str, to: str = "html") -> str:
+    """Markdown for one executed notebook as format ``to`` ("html" or "typst") shows it; images are written to
+    ``media`` and linked as ``media_rel/…``. A display output shows the representation :func:`display_mime` picks, so
+    an animation (GIF in text/html, still in image/png, see :func:`rlinterp.pipeline.report.animation`) is the GIF in
+    HTML and the still in the PDF, a captioned figure in both."""
+    if to not in MIME_PRIORITY:
+        raise ValueError(f"to must be one of {sorted(MIME_PRIORITY)}, not {to!r}")
     parts: list[str] = []
-    n_img = 0
-    for cell in nb["cells"]:
+    for i_cell, cell in enumerate(nb["cells"]):
         tags = set(cell.get("metadata", {}).get("tags", []))
         if tags & {"remove-cell", "injected-parameters"}:
             continue
@@ -198,9 +218,10 @@ def notebook_markdown(nb: dict, page: Page, media: Path, media_rel: str) -> str:
         if opts.get("output", True) is False or "remove-output" in tags:
             continue
         label = opts.get("label") or ""
+        fig_cap = f"{page.labels.get(label, 'Figure')}: {opts.get('fig-cap', '')}".rstrip(": ")
         outs: list[str] = []
         figure_done = False
-        for out in cell.get("outputs", []):
+        for i_out, out in enumerate(cell.get("outputs", [])):
             kind = out.get("output_type")
             if kind == "stream":
                 if out.get("name") == "stderr":
@@ -212,23 +233,28 @@ def notebook_markdown(nb: dict, page: Page, media: Path, media_rel: str) -> str:
                 outs.append(_fence(f"{out.get('ename')}: {out.get('evalue')}"))
             elif kind in {"display_data", "execute_result"}:
                 data = out.get("data", {})
-                if "text/markdown" in data:
+                mime = display_mime(data, to)
+                if mime == "text/markdown":
                     outs.append(_text(data["text/markdown"]))
-                elif "image/png" in data or "image/svg+xml" in data:
-                    n_img += 1
-                    ext = "png" if "image/png" in data else "svg"
-                    name = f"{Path(page.source).stem}-{n_img}.{ext}"
-                    media.mkdir(parents=True, exist_ok=True)
-                    payload = data["image/png"] if ext == "png" else data["image/svg+xml"]
-                    (media / name).write_bytes(base64.b64decode(_text(payload)) if ext == "png"
-                                               else _text(payload).encode())
+                elif mime == "text/html":
+                    raw = f"```{{=html}}\n{_text(data['text/html']).strip()}\n```\n"
                     if label.startswith("fig-") and not figure_done:
-                        cap = f"{page.labels.get(label, 'Figure')}: {opts.get('fig-cap', '')}".rstrip(": ")
-                        outs.append(f"![{cap}]({media_rel}/{name}){{#{label} width=100%}}\n")
+                        outs.append(f"::: {{#{label} .figure}}\n{raw}\n[{fig_cap}]{{.figcaption}}\n:::\n")
+                        figure_done = True
+                    else:
+                        outs.append(raw)
+                elif mime in IMAGE_EXT:
+                    ext = IMAGE_EXT[mime]  # named by position: the same file whichever format asks for it
+                    name = f"{Path(page.source).stem}-{i_cell}-{i_out}.{ext}"
+                    media.mkdir(parents=True, exist_ok=True)
+                    payload = _text(data[mime])
+                    (media / name).write_bytes(payload.encode() if ext == "svg" else base64.b64decode(payload))
+                    if label.startswith("fig-") and not figure_done:
+                        outs.append(f"![{fig_cap}]({media_rel}/{name}){{#{label} width=100%}}\n")
                         figure_done = True
                     else:
                         outs.append(f"![]({media_rel}/{name}){{width=100%}}\n")
-                elif "text/plain" in data:
+                elif mime == "text/plain":
                     outs.append(_fence(_text(data["text/plain"])))
         if label.startswith("fig-") and not figure_done:
             raise ValueError(f"{page.source}: the cell labelled {label} produced no image (does it call plt.show()? "
@@ -329,9 +355,12 @@ def load_pages(book_dir: Path, media_root: Path) -> tuple[dict, list[Page]]:
     for page in pages:  # second pass: markdown needs every label for cross-references
         if page.source.endswith(".ipynb"):
             rel = Path(page.source).parent
-            page.markdown = notebook_markdown(notebooks[page.source], page, media_root / rel / "figures", "figures")
+            media = media_root / rel / "figures"
+            page.markdown = notebook_markdown(notebooks[page.source], page, media, "figures", to="html")
+            page.pdf_markdown = notebook_markdown(notebooks[page.source], page, media, "figures", to="typst")
         else:
             meta, page.markdown = _qmd_markdown((book_dir / page.source).read_text())
+            page.pdf_markdown = page.markdown
         page.title = _title(page.markdown, Path(page.source).stem)
         page.labels.update(_section_labels(page.markdown, page.number))
     return config, pages
@@ -364,16 +393,24 @@ nav#book { position: fixed; left: 0; top: 0; bottom: 0; width: 15em; overflow-y:
 nav#book .part { font-weight: 600; margin-top: 0.8em; color: #555; }
 nav#book a.current { font-weight: 700; }
 nav#book ul { list-style: none; padding-left: 0.6em; margin: 0.2em 0; }
-img { max-width: 100%; } figure { margin: 1.2em 0; } figcaption { font-size: 0.9em; color: #444; }
+img { max-width: 100%; } figure, div.figure { margin: 1.2em 0; }
+figcaption, .figcaption { font-size: 0.9em; color: #444; display: block; }
 pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 table { border-collapse: collapse; margin: 0.8em 0; } th, td { border-bottom: 1px solid #ccc; padding: 0.2em 0.6em; }
 .pager { display: flex; justify-content: space-between; margin-top: 3em; border-top: 1px solid #ddd; }
 """
 
 
-def _nav(pages: list[Page], here: Page, title: str) -> str:
+def _nav(pages: list[Page], here: Page, title: str, tools: list[dict] | None = None) -> str:
+    """The sidebar: the book's title, its ``book.sidebar.tools`` links (e.g. the PDF) and the chapters by part."""
     up = "../" * len(Path(here.html_path).parent.parts)
-    lines = [f'<nav id="book"><div><a href="{up}index.html"><b>{html.escape(title)}</b></a></div><ul>']
+    lines = [f'<nav id="book"><div><a href="{up}index.html"><b>{html.escape(title)}</b></a></div>']
+    for tool in tools or []:
+        href = tool.get("href", "")
+        href = href if re.match(r"^[a-z]+:", href) else up + href
+        lines.append(f'<div class="tool"><a href="{html.escape(href)}">{html.escape(str(tool.get("text", href)))}'
+                     f'</a></div>')
+    lines.append("<ul>")
     part = None
     for p in pages:
         if p.part != part:
@@ -402,7 +439,7 @@ def render_fallback(book_dir: Path) -> RenderResult:
     bib = [str(book_dir / b) for b in _as_list(config.get("bibliography")) if (book_dir / b).exists()]
     cite = (["--citeproc"] + [f"--bibliography={b}" for b in bib]) if bib else []
     css = out / "book.css"
-    css.write_text(CSS)
+    css.write_text(CSS + (book_css.read_text() if (book_css := book_dir / BOOK_CSS).exists() else ""))
     outputs = []
     for i, page in enumerate(pages):
         target = out / _html_target(page)
@@ -415,7 +452,7 @@ def render_fallback(book_dir: Path) -> RenderResult:
             pager.append(f'<a href="{_rel(page, pages[i + 1])}">{html.escape(pages[i + 1].title)} →</a>')
         pager.append("</div>")
         nav = out / ".nav.html"
-        nav.write_text(_nav(pages, page, title))
+        nav.write_text(_nav(pages, page, title, book.get("sidebar", {}).get("tools")))
         after = out / ".pager.html"
         after.write_text("\n".join(pager))
         extra = ["-M", "nocite=@*"] if Path(page.source).stem == "references" else []
@@ -452,7 +489,7 @@ def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite
     book = config.get("book", {})
     chunks, part = [], None
     for page in pages:
-        md = page.markdown
+        md = page.pdf_markdown
         # images are relative to each chapter's folder; make them relative to the output root for one document
         md = md.replace("](figures/", f"]({Path(page.source).parent}/figures/")
         if Path(page.source).stem == "references":
@@ -472,24 +509,30 @@ def _render_pdf(book_dir: Path, config: dict, pages: list[Page], out: Path, cite
     if book.get("date"):
         meta += ["-M", f"date={_date(book['date'])}"]
     header = out / ".typst-header.typ"
-    header.write_text(TYPST_HEADER)
+    header.write_text(typst_header(book_dir))
     typ = out / "rlinterp.typ"
     pypandoc.convert_text(full, "typst", format="markdown", outputfile=str(typ),
                           extra_args=["--standalone", "--toc", "-V", "section-numbering=1.1", f"--resource-path={out}",
                                       f"--include-in-header={header}", *meta, *cite])
     header.unlink()
-    pdf = out / f"{_slug(book.get('title', 'book'))}.pdf"
+    pdf = out / pdf_name(config)
     typst.compile(str(typ), output=str(pdf), root=str(out))
     return pdf
 
 
-# Figures and tables carry our own "Figure 2.1"-style numbers (the ones cross-references use), long tables may
-# break across pages, and wide tables use a smaller font.
-TYPST_HEADER = """#set figure(numbering: none)
-#show figure: set block(breakable: true)
-#show table: set text(size: 8pt)
-#show raw.where(block: true): set text(size: 7.5pt)
-"""
+#: the book's HTML rules (Quarto: ``format.html.css``), appended to the fallback's own style sheet :data:`CSS`
+BOOK_CSS = "paper/book.css"
+#: the book's Typst rules (tables that break across pages, table fonts by width): Quarto includes this file through
+#: ``format.typst.include-in-header``, and so does the fallback
+BOOK_TYP = "paper/book.typ"
+# Figures and tables carry our own "Figure 2.1"-style numbers (the ones cross-references use).
+TYPST_HEADER = "#set figure(numbering: none)\n"
+
+
+def typst_header(book_dir: Path) -> str:
+    """The Typst header of the fallback's PDF: our numbering rule plus the book's rules (:data:`BOOK_TYP`)."""
+    rules = book_dir / BOOK_TYP
+    return TYPST_HEADER + (rules.read_text() if rules.exists() else "")
 
 
 def _date(value) -> str:
@@ -503,6 +546,13 @@ def _date(value) -> str:
 
 def _typst_escape(s: str) -> str:
     return re.sub(r"([\[\]#*_`$\\<>@])", r"\\\1", s)
+
+
+def pdf_name(config: dict) -> str:
+    """The PDF's file name as Quarto names it: ``book.output-file`` (+ ``.pdf``), else the slug of the title."""
+    book = config.get("book", {})
+    stem = book.get("output-file") or _slug(book.get("title", "book"))
+    return stem if stem.endswith(".pdf") else f"{stem}.pdf"
 
 
 def _slug(s: str) -> str:

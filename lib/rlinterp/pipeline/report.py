@@ -73,9 +73,33 @@ def md_table_text(rows: Any, columns: Sequence[str] | None = None, digits: int =
     cells = [[fmt(v, digits) for v in r] for r in body]
     numeric = [all(_is_number(r[j]) for r in body) if body else False for j in range(len(columns))]
     head = "| " + " | ".join(columns) + " |"
-    sep = "|" + "|".join("---:" if num else ":---" for num in numeric) + "|"
+    sep = "|" + "|".join(("-" * (w - 1) + ":") if num else (":" + "-" * (w - 1))
+                         for num, w in zip(numeric, column_weights(columns, cells))) + "|"
     lines = [head, sep] + ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells]
     return "\n".join(lines)
+
+
+def column_weights(columns: Sequence[str], cells: Sequence[Sequence[str]], cap: int = 40, line: int = 100) \
+        -> list[int]:
+    """Relative widths of a pipe table's columns, written as the number of dashes of its separator line.
+
+    Pandoc (and so Quarto) sizes the columns of a pipe table whose lines are long by the dashes of each column; equal
+    separators would give every column the same width, so a column of long text squeezes and a short one wraps
+    one word per line. Each column needs its longest word (header included) and wants its longest cell (at most
+    ``cap`` characters), plus 3 for the cell's padding (5 pt each side). When the wants exceed a ``line`` of about
+    100 characters (the PDF's text width in the 8 pt table font), every column keeps its need and the rest of the
+    line is shared in proportion to what each still wants, so no word is broken while long text wraps."""
+    need, want = [], []
+    for j, name in enumerate(columns):
+        texts = [str(r[j]) for r in cells if j < len(r)]
+        longest_word = max((len(w) for t in [name, *texts] for w in t.split()), default=0)
+        longest_cell = max((len(t) for t in texts), default=0)
+        need.append(3 + max(3, longest_word))
+        want.append(3 + max(3, longest_word, min(longest_cell, cap)))
+    if sum(want) <= line or sum(need) >= line:
+        return want if sum(want) <= line else need
+    share = (line - sum(need)) / (sum(want) - sum(need))
+    return [n + round((w - n) * share) for n, w in zip(need, want)]
 
 
 def md_table(rows: Any, columns: Sequence[str] | None = None, digits: int = 4) -> Markdown:
@@ -90,6 +114,41 @@ def md(text: str) -> Markdown:
     text with ``if``/``else`` inside the f-string (a reviewer never sees the branch that did not fire): state the
     criterion and the measured value, and guard the sentence with :func:`claim`."""
     return Markdown(text)
+
+
+class Animation:
+    """An animated figure for the book: the HTML page shows the GIF, the PDF a still (see :func:`animation`)."""
+
+    def __init__(self, gif: bytes | None, still_png: bytes, alt: str):
+        if gif is not None and (not isinstance(gif, bytes) or not gif.startswith((b"GIF87a", b"GIF89a"))):
+            raise ValueError("animation: gif must be the bytes of a GIF file (or None for the still alone)")
+        if not isinstance(still_png, bytes) or not still_png.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise ValueError("animation: still_png must be the bytes of a PNG file")
+        if not isinstance(alt, str) or not alt.strip():
+            raise TypeError(f"animation: alt must be a non-empty description of the animation, got {alt!r}")
+        self.gif, self.still_png, self.alt = gif, still_png, alt
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        import base64
+        import html
+
+        bundle = {"image/png": base64.b64encode(self.still_png).decode(), "text/plain": self.alt}
+        if self.gif is not None:
+            bundle["text/html"] = (f'<img src="data:image/gif;base64,{base64.b64encode(self.gif).decode()}" '
+                                   f'alt="{html.escape(self.alt)}" style="max-width:100%">')
+        return bundle
+
+
+def animation(gif: bytes | None, still_png: bytes, alt: str) -> Animation:
+    """Display an animation as one figure output (use in a cell with ``#| label: fig-...`` and ``#| fig-cap: ...``).
+
+    The output is one display bundle: ``text/html`` (the GIF as an ``<img>``), ``image/png`` (``still_png``) and
+    ``text/plain`` (``alt``). Quarto picks a representation per format — HTML prefers ``text/html``, Typst/PDF takes
+    ``image/png`` because it cannot show HTML or animate — and the fallback renderer does the same, so each format
+    gets a captioned, numbered figure. Quarto knows no ``image/gif`` output (an ``IPython.display.Image`` of a GIF would
+    print its text/plain repr), hence the GIF inside HTML. ``gif=None`` shows the still in every format.
+    """
+    return Animation(gif, still_png, alt)
 
 
 class ClaimError(AssertionError):

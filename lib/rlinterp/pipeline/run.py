@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlinterp.progress import ENV as PROGRESS_ENV
 from rlinterp.pipeline import analyses as an
 from rlinterp.pipeline import build_times
 from rlinterp.pipeline.manifest import MANIFEST_NAME, atomic_write_bytes
@@ -36,6 +37,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # literals without '#')
 DECL = re.compile(r"^(?P<head>(?P<name>[A-Za-z_]\w*)\s*(?::\s*[^=]+?)?\s*=\s*)(?P<value>[^#]*?)(?P<comment>\s*#.*)?$")
 HIDE = "#| include: false\n"
+#: warning filters of the kernel that executes a chapter (PYTHONWARNINGS syntax): noise that is no concern of the book
+KERNEL_WARNINGS = "ignore:IProgress not found"
 
 
 class AnalysisFailed(RuntimeError):
@@ -137,9 +140,14 @@ def run(root: Path, name: str, overrides: dict[str, Any] | None = None, *, profi
         dst = Path(tmp) / "output.ipynb"
         results = Path(tmp) / "results.json"
         nbformat.write(nb, src)
-        # the kernel inherits our environment: a user's (or CI's) MPLBACKEND=Agg would make plt.show() draw nothing
-        kernel_env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", RESULTS_ENV: str(results),
-                      "RLI_OUT": str(Path(out or root).resolve())}
+        # the kernel inherits our environment: a user's (or CI's) MPLBACKEND=Agg would make plt.show() draw nothing;
+        # progress bars (rlinterp.progress) are off, so the chapter holds no bars on stderr; and tqdm.auto's notice
+        # that ipywidgets is missing (printed on import by huggingface_hub, which TransformerLens imports) concerns
+        # widget front-ends, which a papermill kernel never has. RLI_RESULTS / RLI_OUT: where report.record writes
+        # and where sweep.load looks.
+        kernel_env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", PROGRESS_ENV: "off",
+                      "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), KERNEL_WARNINGS])),
+                      RESULTS_ENV: str(results), "RLI_OUT": str(Path(out or root).resolve())}
         saved = {k: os.environ.get(k) for k in kernel_env}
         os.environ.update(kernel_env)
         try:

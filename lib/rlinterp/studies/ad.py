@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs import darkroom as dr
 from rlinterp.envs.darkroom import BatchedDarkRoom

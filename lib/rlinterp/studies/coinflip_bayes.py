@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
+from rlinterp.progress import tqdm
 
 from rlinterp.envs.coinflip import BatchedCoinFlip, CoinPrior, canonicalize
 from rlinterp.stats import mean_interval, paired_difference

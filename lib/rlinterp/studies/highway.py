@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
+from rlinterp.progress import tqdm
 from transformer_lens import HookedRootModule
 
 from rlinterp.envs.highway import ACTIONS, has_arrived, make_env, obs_positions
