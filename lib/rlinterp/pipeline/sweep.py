@@ -336,7 +336,7 @@ def execute(p: Plan, *, jobs: int | None = None, ray_address: str | None = None,
 
     ``use_ray`` (or a ``ray_address``) runs the points as Ray tasks (on the already initialised Ray, else
     ``ray.init(address=ray_address)``); otherwise a local process pool of ``jobs`` (default :func:`default_jobs`)."""
-    from tqdm.auto import tqdm
+    from rlinterp.progress import tqdm
 
     result = SweepResult(p)
     statuses: dict[str, PointStatus] = {}
