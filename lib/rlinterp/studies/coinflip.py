@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from rlinterp.validation import check_int
 from rlinterp.studies import coinflip_bayes as bayes
 
 
-RUNS = ROOT / "runs" / "coinflip"  # agents trained for other worlds or configs (git-ignored), one file per config
+# agents trained for other worlds or configs (git-ignored), one file per config; RLINTERP_COINFLIP_RUNS moves it
+RUNS = Path(os.environ.get("RLINTERP_COINFLIP_RUNS") or ROOT / "runs" / "coinflip")
 _CODE = ("learners/dqn.py", "models/qnet.py", "models/layers.py", "envs/coinflip.py")  # what a checkpoint depends on
 
 
