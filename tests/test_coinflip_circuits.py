@@ -277,3 +277,18 @@ def test_last_flip_errors_are_the_lower_posterior_mean_choices(agent):
     other = bayes.solve(3, 4, 0.3, progress=False)
     with pytest.raises(ValueError, match="plays"):
         cf.last_flip_errors(model, other)
+
+
+def test_switch_threshold_finds_the_decision_boundary():
+    gap = np.array([0.0, 0.02, 0.05, 0.08, 0.1, 0.2, 0.0, 0.3])
+    switch = np.array([True, True, True, False, False, False, False, False])
+    w = np.ones(8)
+    left = np.array([3, 3, 3, 3, 3, 3, 1, 1])
+    t = cf.switch_threshold(gap, switch, w, left)
+    assert t.loc[3, "theta"] == pytest.approx(0.065) and t.loc[3, "misclassified"] == 0.0
+    assert t.loc[1, "theta"] == 0.0  # never switches: no bonus
+    # one stray switch far above the boundary is misclassified rather than moving the boundary
+    t2 = cf.switch_threshold(np.append(gap, 0.5), np.append(switch, True), np.ones(9), np.append(left, 3))
+    assert t2.loc[3, "theta"] == pytest.approx(0.065) and t2.loc[3, "misclassified"] == pytest.approx(1 / 7)
+    with pytest.raises(ValueError, match="1-d arrays"):
+        cf.switch_threshold(gap, switch[:3], w, left)

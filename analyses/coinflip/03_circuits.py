@@ -51,7 +51,6 @@ n_boot: int = 1000  # bootstrap resamples for the scrubbing intervals [range: [1
 ig_n_steps: int = 1024  # integration steps of Captum integrated gradients [range: [1, inf)]
 ig_method: str = "riemann_middle"  # Captum integration rule (midpoint: exact on every step without a ReLU switch) [choices: riemann_right, riemann_left, riemann_middle, riemann_trapezoid, gausslegendre]
 gittins_grid: int = 4001  # grid points of the calibration pay-off for the Gittins index [range: [2, inf)]
-boundary_margin: float = 0.05  # "near the decision boundary": |Q*(best) - Q*(unflipped)| below this many heads [range: (0, inf)]
 
 # %%
 
@@ -634,11 +633,15 @@ md(f"Argmax groups: {sizes_arg}"
 # learn (one flip left) a flip is worth its immediate expected head, the posterior mean $\bar p$, so
 # $b(s) = [Q(s, \text{unflipped}) - Q(s, \text{best})] - [\bar p_{\text{unflipped}} - \bar p_{\text{best}}]$.
 # For Q\* this is the value of the information the unflipped coin yields, and it is exactly 0 at the last flip.
-# For the agent, $b$ also contains the error of its Q-values, and a DQN's values are only trained for the actions it
-# takes: in a state where it always sticks, the value of switching is an extrapolation. We therefore measure $b$
-# where both actions are close, *near the decision boundary*: the reached states in which Q\*(best) and
-# Q\*(unflipped) differ by less than `boundary_margin` heads (the same states for the agent and for Q\*), as well
-# as over all reached states with an unflipped coin and a flipped best-looking coin.
+# For the agent, averaged over states, $b$ mostly measures the error of its Q-values, and a DQN's values are only
+# trained for the actions it takes: in a state where it always sticks, the value of switching is an extrapolation.
+# We therefore measure the bonus *at the decision boundary*, from decisions rather than from values: at each number of
+# flips left, the deficit $\theta$ in posterior mean, $\bar p_{\text{best}} - \bar p_{\text{unflipped}}$, below
+# which the policy flips the unflipped coin and above which it sticks (`cf.switch_threshold`: the threshold that
+# best separates its switch and stick decisions, by reach weight, on the agent's states). At the boundary the two
+# actions are worth the same to the policy, so $b = \theta$ there. With nothing left to learn the Bayes-optimal
+# policy never pays for information, so its $\theta$ is 0 at the last flip; a positive $\theta$ there is
+# exploration that cannot pay off.
 
 # %%
 centre = lambda a: a - a.mean(1, keepdims=True)  # noqa: E731
@@ -706,22 +709,28 @@ g_explores = mean_[rows_, g_choice] < mean_.max(1) - 1e-12
 by_l = pd.DataFrame({"flips left": left, "w": reach, "dis": reach * disagree, "ea": reach * agent_explores,
                      "eg": reach * g_explores}).groupby("flips left").sum()
 ex_more = float((reach * disagree * agent_explores * ~g_explores).sum())
-near = np.abs(contrast(q_star)) < boundary_margin  # near the optimal decision boundary (contrast states)
-bonus, bonus_near = {}, {}
+gap_con = contrast(mean_)  # posterior mean of the best-looking coin minus that of the unflipped coin
+bonus, bonus_near = {}, {}  # value-based mean over contrast states; decision-boundary threshold theta
 for name, qv in [("DQN agent", q_agent), ("Bayes-optimal Q*", q_star)]:
-    b_ = contrast(mean_) - contrast(qv)  # [Q(unfl) - Q(best)] - [mean(unfl) - mean(best)]
-    frame = pd.DataFrame({"l": l_con, "w": w_con, "wb": w_con * b_})
-    bonus[name] = frame.groupby("l").sum().eval("wb / w")
-    bonus_near[name] = frame[near].groupby("l").sum().eval("wb / w")
+    b_ = gap_con - contrast(qv)  # [Q(unfl) - Q(best)] - [mean(unfl) - mean(best)]
+    bonus[name] = pd.DataFrame({"l": l_con, "w": w_con, "wb": w_con * b_}).groupby("l").sum().eval("wb / w")
+    ch_ = qv.argmax(1)
+    switch_ = (qv[rows_, unfl] > qv[rows_, best_] + 1e-12)[has]  # prefers the unflipped coin to the best-looking
+    sticks_ = (states[rows_, ch_] == states[rows_, best_]).all(1)[has]  # chooses (a coin like) the best-looking
+    two_way = switch_ | sticks_  # decisions between exactly these two kinds of coin
+    bt = cf.switch_threshold(gap_con[two_way], switch_[two_way], w_con[two_way], l_con[two_way])
+    bonus_near[name] = bt["theta"]
+    bonus_near[name + " misclassified"] = bt["misclassified"]
 ex_less = float((reach * disagree * ~agent_explores * g_explores).sum())
 
 # %%
 #| label: fig-index
-#| fig-cap: "Left: the exploration bonus of an unflipped coin ([Q(unflipped) − Q(best)] − [posterior mean(unflipped) − posterior mean(best)], in heads, zero when nothing is left to learn), reach-weighted mean over the agent's states by flips left, for the agent and for Q*: near the decision boundary (|Q*(best) − Q*(unflipped)| below the margin; solid) and over all states with an unflipped coin and a flipped best-looking coin (thin). Right: how often the agent and the Gittins-index policy choose different coins (on the agent's states, reach-weighted), and how often each explores."
+#| fig-cap: "Left: the exploration bonus of an unflipped coin by flips left, for the agent and for the Bayes-optimal policy. Solid: at the decision boundary, the posterior-mean deficit θ below which the policy flips the unflipped coin rather than the best-looking one (0 when nothing is left to learn); thin: the value-based bonus [Q(unflipped) − Q(best)] − [posterior mean(unflipped) − posterior mean(best)], reach-weighted mean over all the agent's states with an unflipped coin and a flipped best-looking coin, which for the agent includes the error of values it never acts on. Right: how often the agent and the Gittins-index policy choose different coins (on the agent's states, reach-weighted), and how often each explores."
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-for (name, b_), style, col in zip(bonus_near.items(), ["o-", "s--"], ["C0", "C1"]):
-    axes[0].plot(b_.index, b_.to_numpy(), style, ms=3, color=col, label=f"{name}, near the boundary")
-    axes[0].plot(bonus[name].index, bonus[name].to_numpy(), ":", lw=0.9, color=col, label=f"{name}, all states")
+for name, style, col in zip(bonus, ["o-", "s--"], ["C0", "C1"]):
+    b_ = bonus_near[name]
+    axes[0].plot(b_.index, b_.to_numpy(), style, ms=3, color=col, label=f"{name}: θ at the decision boundary")
+    axes[0].plot(bonus[name].index, bonus[name].to_numpy(), ":", lw=0.9, color=col, label=f"{name}: value-based mean")
 axes[0].axhline(0, color="0.6", lw=0.8)
 axes[0].set(xlabel="flips left", ylabel="exploration bonus (heads)")
 axes[0].invert_xaxis()
@@ -752,7 +761,8 @@ def fb(series, l):  # a bonus at l flips left, or "n/a" where no state of that k
     return f"{v:+.3f}" if np.isfinite(v) else "n/a"
 
 
-claim(bool(np.allclose(bs.get(1, 0.0), 0.0, atol=1e-9)), "Q*'s exploration bonus is 0 with one flip left")
+claim(bool(np.allclose(bs.get(1, 0.0), 0.0, atol=1e-9)), "Q*'s value-based exploration bonus is 0 with one flip left")
+claim(bool(ns.get(1, 0.0) == 0.0), "the Bayes-optimal policy pays nothing for information at the last flip (theta = 0)")
 g_val = it.loc["Gittins index", "policy value (exact)"]
 c_fits_plays_worse = bool(it.loc[c_name, "R2 stick-switch"] > it.loc["posterior mean", "R2 stick-switch"]
                           and it.loc[c_name, "policy value (exact)"] < it.loc["posterior mean", "policy value (exact)"])
@@ -781,13 +791,17 @@ md(f"Over all coins, the agent's centred Q-values are explained to R² {it.loc['
    f"the agent's contrast explains the contrast with R² {it.loc[c_name, 'R2 stick-switch']:.3f} and plays "
    f"{it.loc[c_name, 'policy value (exact)']:.4f} (greedy: {it.loc['posterior mean', 'policy value (exact)']:.4f})"
    + (": fitting values is not fitting decisions. " if c_fits_plays_worse else ". ")
-   + f"Near the decision boundary ({int(near.sum()):,} of {len(near):,} contrast states, "
-   f"{float(w_con[near].sum() / w_con.sum()):.0%} of their reach mass), the exploration bonus (@fig-index, left, "
-   f"solid) is {fb(na, l_hi)} heads at {l_hi} flips left, {fb(na, l_mid)} at {l_mid} and {fb(na, 1)} at the last flip "
-   f"for the agent, against {fb(ns, l_hi)}, {fb(ns, l_mid)} and {fb(ns, 1)} for Q\\*. Averaged over all contrast "
-   f"states instead, the agent's is {fb(ba, l_hi)}, {fb(ba, l_mid)} and {fb(ba, 1)} (Q\\*: {fb(bs, l_hi)}, "
-   f"{fb(bs, l_mid)}, {fb(bs, 1)}): at the last flip, where the bonus of correct values is 0, that average measures "
-   "the error of the agent's values for the switch it rarely makes, not a bonus.")
+   + f"At the decision boundary, the exploration bonus (@fig-index, left, solid: the posterior-mean deficit a "
+   f"policy accepts to flip an unflipped coin) is {fb(na, l_hi)} heads at {l_hi} flips left, {fb(na, l_mid)} at "
+   f"{l_mid} and {fb(na, 1)} at the last flip for the agent, against {fb(ns, l_hi)}, {fb(ns, l_mid)} and "
+   f"{fb(ns, 1)} for the Bayes-optimal policy (thresholds misclassify at most "
+   f"{float(np.nanmax(bonus_near['DQN agent misclassified'])):.1%} of a flips-left group's reach weight for the "
+   f"agent and {float(np.nanmax(bonus_near['Bayes-optimal Q* misclassified'])):.1%} for Q\\*)"
+   + (". The agent's positive bonus at the last flip is exploration that cannot pay off, the late over-exploration "
+      "of the agent chapter. " if na.get(1, 0.0) > 0 else ". ")
+   + f"The value-based bonus averaged over all contrast states is {fb(ba, l_hi)}, {fb(ba, l_mid)} and {fb(ba, 1)} "
+   f"for the agent (Q\\*: {fb(bs, l_hi)}, {fb(bs, l_mid)}, {fb(bs, 1)}): at the last flip, where correct values "
+   "give 0, that average measures the error of the agent's values for a switch it rarely makes, not a bonus.")
 
 # %% [markdown]
 # ## Integrated gradients on the stick/switch decision
@@ -859,11 +873,12 @@ md(f"**How the DQN trades exploration against exploitation.** At the level of de
    + (", so the agent is close to an index policy" if p_g >= 0.95 else "")
    + f"; the two disagree {p_dis_g:.2f} times per game, {ex_more:.2f} times because the agent explores where the "
    f"index exploits and {ex_less:.2f} times the other way round, at a cost to the agent of "
-   f"{(reach * regret_agent * disagree).sum():.4f} heads per game. Measured near the decision boundary, where both "
-   f"actions are taken and their values trained, the bonus the agent's Q-values give an unflipped coin is "
-   f"{fb(na, l_hi)} heads with {l_hi} flips left and {fb(na, 1)} at the last flip (Q\\*: {fb(ns, l_hi)} and "
-   f"{fb(ns, 1)}, the latter 0 by definition); averaged over all reached states, where the agent mostly never switches, "
-   f"it is {fb(ba, l_hi)} and {fb(ba, 1)}, which measures the error of untrained values rather than exploration. "
+   f"{(reach * regret_agent * disagree).sum():.4f} heads per game. Measured at its decision boundary, the agent "
+   f"pays up to {fb(na, l_hi)} heads of posterior mean for a flip of an untried coin with {l_hi} flips left, "
+   f"{fb(na, l_mid)} with {l_mid} and {fb(na, 1)} at the last flip, where the optimal policy pays {fb(ns, 1)} "
+   f"(optimal: {fb(ns, l_hi)} and {fb(ns, l_mid)} at {l_hi} and {l_mid}); averaged over all reached states, where the "
+   f"agent mostly never switches, its value-based bonus is {fb(ba, l_hi)} and {fb(ba, 1)}, which measures the error "
+   "of values it never acts on rather than exploration. "
    f"Inside the network, flips left is linearly decodable from every layer (R² ≥ {fl_min:.3f}) and the posterior "
    f"summaries of every coin from both hidden layers (R² ≥ "
    f"{probe_summary[probe_summary.hook != 'hook_obs'].R2.min():.3f}); the trained layer 2 beats random ReLU features "

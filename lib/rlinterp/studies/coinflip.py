@@ -428,3 +428,44 @@ def last_flip_errors(model: QNetwork, solution: Any):
         "wrong": mean[rows, choice] < best - 1e-12, "lost": best - mean[rows, choice],
         "chose_unflipped": ht[rows, choice].sum(-1) == 0, "gap": np.where(np.isfinite(below), best - below, 0.0),
         "best_mean": best, "best_flips": ht[rows, best_slot].sum(-1), "code": solution.keys[k - 1]})
+
+
+def switch_threshold(gap: np.ndarray, switch: np.ndarray, w: np.ndarray, flips_left: np.ndarray
+                     ) -> "Any":
+    """The exploration bonus of a policy as a decision boundary, per flips left.
+
+    In states with an unflipped coin and a flipped best-looking coin, ``gap`` (S,) = posterior mean of the
+    best-looking coin minus that of the unflipped coin (>= 0) and ``switch`` (S,) = the policy flips the unflipped
+    coin (else it sticks with the best-looking one). For each flips-left value the threshold ``theta`` is the one that
+    best separates the two, "switch iff gap < theta", by reach weight ``w`` (S,): the deficit in expected heads the
+    policy pays for a flip of an untried coin. Among equally good thresholds the smallest is taken, so a policy that
+    never switches has theta = 0; with one flip left the Bayes-optimal policy never pays for information, so its
+    theta is 0. Returns a DataFrame indexed by flips left with ``theta``, ``misclassified`` (reach weight the
+    threshold gets wrong, as a fraction of the group's weight) and ``states``.
+    """
+    import pandas as pd
+
+    gap, switch, w, ls = (np.asarray(gap, dtype=float), np.asarray(switch, dtype=bool), np.asarray(w, dtype=float),
+                          np.asarray(flips_left))
+    if not (gap.shape == switch.shape == w.shape == ls.shape) or gap.ndim != 1:
+        raise ValueError("switch_threshold: gap, switch, w and flips_left must be 1-d arrays of one length")
+    if (w < 0).any() or not np.isfinite(gap).all():
+        raise ValueError("switch_threshold: weights must be >= 0 and gaps finite")
+    rows = []
+    for l in np.unique(ls):
+        s = ls == l
+        g, sw, ww = gap[s], switch[s], w[s]
+        u = np.unique(g)
+        cand = np.concatenate([[u[0]], (u[:-1] + u[1:]) / 2, [u[-1] + 1.0]])  # below all, between, above all
+        cand = np.unique(np.concatenate([[0.0], cand[cand > 0]]))
+        order = np.argsort(g)
+        gs, sws, wss = g[order], sw[order], ww[order]
+        below = np.searchsorted(gs, cand, side="left")  # states with gap < theta: [0, below)
+        cum_stick = np.concatenate([[0.0], np.cumsum(wss * ~sws)])  # stick below theta: wrong
+        cum_switch = np.concatenate([[0.0], np.cumsum(wss * sws)])
+        err = cum_stick[below] + (cum_switch[-1] - cum_switch[below])  # switch at or above theta: wrong
+        i = int(np.argmin(err + 1e-15 * np.arange(len(err))))
+        total = ww.sum()
+        rows.append({"flips left": int(l), "theta": float(cand[i]),
+                     "misclassified": float(err[i] / total) if total > 0 else np.nan, "states": int(s.sum())})
+    return pd.DataFrame(rows).set_index("flips left")
