@@ -292,3 +292,34 @@ def test_switch_threshold_finds_the_decision_boundary():
     assert t2.loc[3, "theta"] == pytest.approx(0.065) and t2.loc[3, "misclassified"] == pytest.approx(1 / 7)
     with pytest.raises(ValueError, match="1-d arrays"):
         cf.switch_threshold(gap, switch[:3], w, left)
+
+
+@pytest.mark.slow
+def test_smoke_chapters_run_for_another_game(tmp_path):
+    """`rli run coinflip/02_agent` and `03_circuits` with the smoke profile and another game train a tiny agent for
+    that game (02), reuse it (03), never touch the shipped checkpoint, and write the game's numbers into the prose."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from rlinterp import DATA, ROOT
+
+    shipped = DATA / "coinflip" / "dqn.pt"
+    before = shipped.stat().st_mtime_ns
+    env = {**os.environ, "RLINTERP_COINFLIP_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "book"
+    texts = {}
+    for ch in ("02_agent", "03_circuits"):
+        proc = subprocess.run([sys.executable, "-m", "rlinterp.cli", "run", f"coinflip/{ch}", "--profile", "smoke",
+                               "-p", "n_coins=3", "-p", "n_flips=6", "-p", "sigma=0.5", "--out", str(out), "--quiet"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        nb = json.loads((out / "paper" / "coinflip" / f"{ch}.ipynb").read_text())
+        texts[ch] = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"]
+                              for o in c.get("outputs", []))
+    assert "The game: 3 coins, 6 flips, prior sd σ = 0.5. The agent: trained for this game in this run" in texts["02_agent"]
+    assert "(3 coins, 6 flips, σ = 0.5)" in texts["02_agent"] and "shipped checkpoint" not in texts["02_agent"]
+    assert "The game: 3 coins, 6 flips, σ = 0.5; the agent: trained for this game (400 steps of 64 games" in texts["03_circuits"]
+    assert len(list((tmp_path / "runs").glob("dqn-n3-k6-sigma0.5-*.pt"))) == 1  # one agent, shared by both chapters
+    assert shipped.stat().st_mtime_ns == before

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from rlinterp import artifacts, seeds
+from rlinterp.learners import dqn
 from rlinterp.stats import mean_interval, paired_difference
 from rlinterp.studies import coinflip as cf
 from rlinterp.studies import coinflip_bayes as bayes
@@ -58,6 +59,12 @@ from rlinterp.pipeline.report import claim, config_table, md, md_table
 
 train = dict(total_steps=total_steps, num_games=num_games, batch_size=batch_size, d_hidden=d_hidden,
              eval_every=eval_every, seed=seed)
+if retrain and save:  # refused before training: only the declared (shipped) game and config may replace data/
+    declared = artifacts.get("coinflip/dqn").config.to_dict()
+    requested = dqn.DQNConfig(n_coins=n_coins, n_flips=n_flips, sigma=sigma, **train).to_dict()
+    if diff := {f: (declared[f], requested[f]) for f in declared if declared[f] != requested[f]}:
+        raise ValueError(f"save=true replaces data/coinflip/dqn.pt, which is declared with its default config; this "
+                         f"run differs in {diff} (declared, requested): run it without save")
 model, source = cf.agent_for_world(n_coins, n_flips, sigma, retrain=retrain, train=train, device=device)
 history = model.history
 cfg = model.cfg
@@ -252,16 +259,19 @@ rate = {name: (float((df.reach * df.explore)[df.flips_left > early].sum()) / (cf
                float((df.reach * df.explore)[df.flips_left <= late].sum()) / late)
         for name, df in [("agent", agent_df), ("optimal", optimal_df)]}
 both_less = all(r[1] < r[0] for r in rate.values())
+last_n = "the last flip" if late == 1 else f"the last {late} flips"
 over_late = rate["agent"][1] / max(rate["optimal"][1], 1e-12)
 md(f"Per game, the agent makes {e_agent:.2f} exploratory flips on average, the optimal policy {e_opt:.2f}. "
    f"Per decision, the agent explores with probability {rate['agent'][0]:.3f} in the first {cfg.n_flips - early} "
-   f"flips and {rate['agent'][1]:.3f} in the last {late}; the optimal policy with {rate['optimal'][0]:.3f} and "
+   f"flips and {rate['agent'][1]:.3f} in {last_n}; the optimal policy with {rate['optimal'][0]:.3f} and "
    f"{rate['optimal'][1]:.3f}"
    + (", so both explore early and explore less as the horizon closes in, when there are too few flips left to cash "
       "in on what a test flip could reveal. " if both_less else
       "; the two policies do not both explore less in the last flips than in the first half. ")
-   + (f"In the last {late} flips the agent explores {over_late:.1f} times as often as the optimal policy. "
-      if rate["agent"][1] > rate["optimal"][1] else "")
+   + (f"In {last_n} the agent explores {over_late:.1f} times as often as the optimal policy. "
+      if rate["agent"][1] > rate["optimal"][1] and rate["optimal"][1] > 0 else
+      f"In {last_n} the agent explores and the optimal policy does not. " if rate["agent"][1] > 0 == rate["optimal"][1]
+      else "")
    + f"By the last flip the agent has tried all {cfg.n_coins} coins in {untried_agent:.0%} of games, the optimal "
    f"policy in {untried_opt:.0%}.")
 
@@ -306,8 +316,8 @@ md(f"With one flip left the agent chooses a coin with a lower posterior mean tha
    + (f" ({float(wrong.chose_unflipped.mean()):.0%} of these errors flip an unflipped coin, the rest another "
       f"flipped coin), losing {float(wrong.lost.mean()):.4f} heads per wrong choice on average. " if len(wrong) else
       ". ")
-   + f"On the states its own play reaches the error is rarer: {p_wrong_own_states:.1%} of those states, "
-   f"{p_wrong_own:.1%} of its games (reach-weighted). "
+   + "On the states its own play reaches the error " + ("is rarer" if p_wrong_own_states < p_wrong_all else "is not rarer")
+   + f": {p_wrong_own_states:.1%} of those states, {p_wrong_own:.1%} of its games (reach-weighted). "
    + (f"The agent is wrong in {float(lf.wrong[small].mean()):.1%} of the states whose two best posterior means are "
       f"within 0.02 of each other and {float(lf.wrong[~small].mean()):.1%} of the others"
       + (": errors concentrate where the choice is close. " if lf.wrong[small].mean() > lf.wrong[~small].mean()
@@ -331,14 +341,15 @@ md(f"A small model-free learner, given only its own heads and tails, recovers {g
    + f", a baseline that is itself within {100 - 100 * g['greedy'] / g['optimal']:.1f}% of optimal, and the difference "
    "is measured exactly rather than estimated. "
    f"Its shortfall from the optimum is {shortfall:.4f} heads per game. "
-   + (f"It over-explores late: in the last {late} flips it flips a coin that does not look best with probability "
+   + (f"It over-explores late: in {last_n} it flips a coin that does not look best with probability "
       f"{rate['agent'][1]:.3f} per decision against {rate['optimal'][1]:.3f} for the optimal policy, when a test "
       "flip has almost no time left to pay off. " if rate["agent"][1] > rate["optimal"][1] else
-      f"In the last {late} flips it explores with probability {rate['agent'][1]:.3f} per decision, the optimal "
+      f"In {last_n} it explores with probability {rate['agent'][1]:.3f} per decision, the optimal "
       f"policy {rate['optimal'][1]:.3f}. ")
    + f"At the last flip, where the right move is simply the coin with the highest posterior mean, it chooses "
-   f"another coin in {p_wrong_all:.1%} of the states of the game ({p_wrong_own:.1%} of its own games): where two "
-   "coins look almost equally good, its values do not resolve the difference.")
+   f"another coin in {p_wrong_all:.1%} of the states of the game ({p_wrong_own:.1%} of its own games)"
+   + (": where two coins look almost equally good, its values do not resolve the difference."
+      if small.any() and (~small).any() and lf.wrong[small].mean() > lf.wrong[~small].mean() else "."))
 
 # %% [markdown]
 # Two design choices address the difficulty of the problem (we did not ablate them): canonical (sorted) states, which

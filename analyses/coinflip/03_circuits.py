@@ -58,6 +58,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import display
 from scipy.stats import spearmanr
 
 from rlinterp.models.qnet import QNetwork
@@ -68,7 +69,6 @@ from rlinterp.interp import (
     Hypothesis, acdc, attribution_patching, cache_hook, causal_scrubbing, draw_circuit, eap, eap_ig, fit_probe,
     logit_diff_metric, patch_nodes, roc_auc,
 )
-from rlinterp import artifacts
 from rlinterp.pipeline.report import claim, md, md_table
 
 torch.set_num_threads(1)  # frugal, and the timings below are single-thread timings
@@ -217,12 +217,13 @@ md(("Flips left is linearly decodable everywhere" if fl_everywhere else "Flips l
 
 # %%
 all_pairs = cf.stick_switch_pairs(model, prior, states, left, q_values=q_agent)
-claim(len(all_pairs) >= 4, "at least four stick/switch pairs exist (two per half)")
-w_pairs = reach[[p[0] for p in all_pairs]]
-pick = rng.choice(len(all_pairs), size=min(n_pairs, len(all_pairs)), replace=False, p=w_pairs / w_pairs.sum())
-pairs = [all_pairs[i] for i in sorted(pick)]
-claim(len(pairs) >= 4, "at least four pairs drawn (set n_pairs >= 4)")
-p_idx = np.array([p[0] for p in pairs])
+have_pairs = len(all_pairs) >= 4 and n_pairs >= 4  # two pairs per half at least
+pairs = []
+if have_pairs:
+    w_pairs = reach[[p[0] for p in all_pairs]]
+    pick = rng.choice(len(all_pairs), size=min(n_pairs, len(all_pairs)), replace=False, p=w_pairs / w_pairs.sum())
+    pairs = [all_pairs[i] for i in sorted(pick)]
+p_idx = np.array([p[0] for p in pairs], dtype=int)
 graph = model.graph()
 
 
@@ -254,37 +255,39 @@ def top_k(order, K):
     return torch.as_tensor(np.isin(np.arange(len(graph)), order[:K]))
 
 
-half = rng.permutation(len(pairs))
-S, T = pair_set(np.sort(half[: len(pairs) // 2])), pair_set(np.sort(half[len(pairs) // 2:]))
-A = pair_set(np.arange(len(pairs)))  # all pairs: node-level patching (an estimator against the exact value)
-clean, corrupt, slot_a, slot_b, task = A["clean"], A["corrupt"], A["a"], A["b"], A["task"]
-m_clean, m_corrupt = float(A["m_clean"].mean()), float(A["m_corrupt"].mean())
-d_clean_sel = S["m_clean"]
-
-
 def distance(q):  # ACDC's d(H) on the selection half: mean absolute change of the per-pair metric
-    return (S["diff"](q) - d_clean_sel).abs().mean()
+    return (S["diff"](q) - S["m_clean"]).abs().mean()
 
 
 claim(len(graph) == sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)),
       "the neuron-level graph has one edge per weight")
-md(f"{len(all_pairs)} reached states have a valid corrupted partner; we use {len(pairs)} of them, drawn in proportion "
+if have_pairs:
+    half = rng.permutation(len(pairs))
+    S, T = pair_set(np.sort(half[: len(pairs) // 2])), pair_set(np.sort(half[len(pairs) // 2:]))
+    A = pair_set(np.arange(len(pairs)))  # all pairs: node-level patching (an estimator against the exact value)
+    clean, corrupt, slot_a, slot_b, task = A["clean"], A["corrupt"], A["a"], A["b"], A["task"]
+    m_clean, m_corrupt = float(A["m_clean"].mean()), float(A["m_corrupt"].mean())
+msg_pairs = (f"Only {len(all_pairs)} reached state(s) have a valid corrupted partner (with n_pairs = {n_pairs}): "
+             "fewer than the four pairs that a selection half and a held-out half need, so this agent's stick/switch "
+             "decision is not analysed; the circuit-discovery and integrated-gradients sections are empty.")
+md(msg_pairs if not have_pairs else f"{len(all_pairs)} reached states have a valid corrupted partner; we use {len(pairs)} of them, drawn in proportion "
    f"to their reach probability (flips left from {left[p_idx].min()} to {left[p_idx].max()}), {len(S['a'])} for "
    f"selection and {len(T['a'])} held out. The metric is {m_clean:+.4f} heads on the clean states and "
    f"{m_corrupt:+.4f} on the corrupted ones. The graph has {len(graph):,} edges, one per weight.")
 
 # %%
-t_ap, ap_scores = best_time(lambda: attribution_patching(model, graph, clean, corrupt, task), timing_repeats)
-t_np, np_effects = best_time(lambda: patch_nodes(model, graph, clean, task, corrupted=corrupt, progress=False), 1)
-t_eap, s_eap = best_time(lambda: eap(model, graph, S["clean"], S["corrupt"], S["task"]), timing_repeats)
-t_ig, s_ig = best_time(lambda: eap_ig(model, graph, S["clean"], S["corrupt"], S["task"], steps=eap_ig_steps),
-                       timing_repeats)
-taus = sorted(acdc_taus, reverse=True)
-acdc_runs = []
-for tau in taus:
-    t_a, res = best_time(lambda: acdc(model, graph, S["clean"], S["corrupt"], distance=distance, threshold=tau,
-                                      progress=False), 1)
-    acdc_runs.append({"tau": tau, "seconds": t_a, "result": res, "edges": int(res.circuit.keep.sum())})
+if have_pairs:
+    t_ap, ap_scores = best_time(lambda: attribution_patching(model, graph, clean, corrupt, task), timing_repeats)
+    t_np, np_effects = best_time(lambda: patch_nodes(model, graph, clean, task, corrupted=corrupt, progress=False), 1)
+    t_eap, s_eap = best_time(lambda: eap(model, graph, S["clean"], S["corrupt"], S["task"]), timing_repeats)
+    t_ig, s_ig = best_time(lambda: eap_ig(model, graph, S["clean"], S["corrupt"], S["task"], steps=eap_ig_steps),
+                           timing_repeats)
+    taus = sorted(acdc_taus, reverse=True)
+    acdc_runs = []
+    for tau in taus:
+        t_a, res = best_time(lambda: acdc(model, graph, S["clean"], S["corrupt"], distance=distance, threshold=tau,
+                                          progress=False), 1)
+        acdc_runs.append({"tau": tau, "seconds": t_a, "result": res, "edges": int(res.circuit.keep.sum())})
 
 # %% [markdown]
 # **Node level.** Attribution patching estimates, for every unit, the change of the metric when that unit alone takes
@@ -292,30 +295,33 @@ for tau in taus:
 # here).
 
 # %%
-node_names = [nd.name for nd in graph.src_nodes]
-ap_v = np.array([ap_scores[nm] for nm in node_names])
-np_v = np.array([float(np_effects[nm]) for nm in node_names])
-rho_nodes = spearmanr(ap_v, np_v).statistic
-top = 10
-top_ap, top_np = set(np.argsort(-np.abs(ap_v))[:top]), set(np.argsort(-np.abs(np_v))[:top])
-nodes_tbl = pd.DataFrame({"node": node_names, "attribution patching": ap_v, "exact patching": np_v})
-nodes_tbl = nodes_tbl.reindex(nodes_tbl["exact patching"].abs().sort_values(ascending=False).index).head(top)
+if have_pairs:
+    node_names = [nd.name for nd in graph.src_nodes]
+    ap_v = np.array([ap_scores[nm] for nm in node_names])
+    np_v = np.array([float(np_effects[nm]) for nm in node_names])
+    rho_nodes = spearmanr(ap_v, np_v).statistic
+    top = 10
+    top_ap, top_np = set(np.argsort(-np.abs(ap_v))[:top]), set(np.argsort(-np.abs(np_v))[:top])
+    nodes_tbl = pd.DataFrame({"node": node_names, "attribution patching": ap_v, "exact patching": np_v})
+    nodes_tbl = nodes_tbl.reindex(nodes_tbl["exact patching"].abs().sort_values(ascending=False).index).head(top)
 
 # %%
 #| label: tbl-nodes
 #| tbl-cap: "The ten units whose patching moves the stick-minus-switch metric most (exact node patching, corrupted value), with the attribution-patching estimate. Units: in.2j / in.2j+1 = heads / tails of coin j, in.2n = flips left (n coins); h0.i, h1.i = hidden units."
-md_table(nodes_tbl, digits=4)
+if have_pairs:
+    display(md_table(nodes_tbl, digits=4))
 
 # %%
 #| echo: false
-r_lin = float(np.corrcoef(ap_v, np_v)[0, 1])
-i_top = int(np.argmax(np.abs(np_v)))
-frac_a0 = float((slot_a == 0).float().mean())
-md(f"Across all {len(node_names)} nodes, attribution patching and exact patching have Spearman rank correlation "
-   f"{rho_nodes:.3f} (Pearson {r_lin:.3f}); {len(top_ap & top_np)} of the top {top} nodes agree. The largest effect "
-   f"is {node_names[i_top]}: patching it alone changes the metric by {np_v[i_top]:+.4f}, against "
-   f"{m_corrupt - m_clean:+.4f} for the whole corruption (in {frac_a0:.0%} of the pairs the incumbent is coin 0, "
-   f"whose heads and tails are in.0 and in.1).")
+if have_pairs:
+    r_lin = float(np.corrcoef(ap_v, np_v)[0, 1])
+    i_top = int(np.argmax(np.abs(np_v)))
+    frac_a0 = float((slot_a == 0).float().mean())
+    display(md(f"Across all {len(node_names)} nodes, attribution patching and exact patching have Spearman rank correlation "
+       f"{rho_nodes:.3f} (Pearson {r_lin:.3f}); {len(top_ap & top_np)} of the top {top} nodes agree. The largest effect "
+       f"is {node_names[i_top]}: patching it alone changes the metric by {np_v[i_top]:+.4f}, against "
+       f"{m_corrupt - m_clean:+.4f} for the whole corruption (in {frac_a0:.0%} of the pairs the incumbent is coin 0, "
+       f"whose heads and tails are in.0 and in.1)."))
 
 # %% [markdown]
 # **Edge level.** @tbl-agreement compares the edge rankings of EAP and EAP-IG with each other and with the circuits
@@ -323,119 +329,127 @@ md(f"Across all {len(node_names)} nodes, attribution patching and exact patching
 # shows how faithful the circuits made of the top-ranked edges are as they grow.
 
 # %%
-abs_eap, abs_ig = s_eap.abs().numpy(), s_ig.abs().numpy()
-order_ig = np.argsort(-abs_ig)
-acdc_score = np.zeros(len(graph))  # largest tau at which the edge survives ACDC (0 = never)
-for run in sorted(acdc_runs, key=lambda r: -r["tau"]):
-    acdc_score[run["result"].circuit.keep.numpy() & (acdc_score == 0)] = run["tau"]
-rho_eap_ig = spearmanr(abs_eap, abs_ig).statistic
-rho_acdc_ig = spearmanr(acdc_score, abs_ig).statistic
-agree_rows = []
-for run in acdc_runs:
-    keep = run["result"].circuit.keep
-    K = int(keep.sum())
-    kept = set(np.flatnonzero(keep.numpy()))
-    f_held = faithfulness(keep, T, interval=True)
-    run["faith_sel"], run["faith_held"] = faithfulness(keep, S), f_held
-    agree_rows.append({
-        "ACDC tau": run["tau"], "ACDC edges": K, "faithfulness ACDC (selection)": run["faith_sel"],
-        "faithfulness ACDC (held-out)": f_held.mean, "held-out 95% CI": f"[{f_held.lo:.3f}, {f_held.hi:.3f}]",
-        "overlap top-K EAP": len(kept & set(np.argsort(-abs_eap)[:K])) / max(K, 1),
-        "overlap top-K EAP-IG": len(kept & set(order_ig[:K])) / max(K, 1),
-        "AUC EAP": roc_auc(s_eap, keep), "AUC EAP-IG": roc_auc(s_ig, keep),
-        "faithfulness top-K EAP-IG (held-out)": faithfulness(top_k(order_ig, K), T),
-    })
-agreement = pd.DataFrame(agree_rows)
+if have_pairs:
+    abs_eap, abs_ig = s_eap.abs().numpy(), s_ig.abs().numpy()
+    order_ig = np.argsort(-abs_ig)
+    acdc_score = np.zeros(len(graph))  # largest tau at which the edge survives ACDC (0 = never)
+    for run in sorted(acdc_runs, key=lambda r: -r["tau"]):
+        acdc_score[run["result"].circuit.keep.numpy() & (acdc_score == 0)] = run["tau"]
+    rho_eap_ig = spearmanr(abs_eap, abs_ig).statistic
+    rho_acdc_ig = spearmanr(acdc_score, abs_ig).statistic
+    agree_rows = []
+    for run in acdc_runs:
+        keep = run["result"].circuit.keep
+        K = int(keep.sum())
+        kept = set(np.flatnonzero(keep.numpy()))
+        f_held = faithfulness(keep, T, interval=True)
+        run["faith_sel"], run["faith_held"] = faithfulness(keep, S), f_held
+        agree_rows.append({
+            "ACDC tau": run["tau"], "ACDC edges": K, "faithfulness ACDC (selection)": run["faith_sel"],
+            "faithfulness ACDC (held-out)": f_held.mean, "held-out 95% CI": f"[{f_held.lo:.3f}, {f_held.hi:.3f}]",
+            "overlap top-K EAP": len(kept & set(np.argsort(-abs_eap)[:K])) / max(K, 1),
+            "overlap top-K EAP-IG": len(kept & set(order_ig[:K])) / max(K, 1),
+            "AUC EAP": roc_auc(s_eap, keep), "AUC EAP-IG": roc_auc(s_ig, keep),
+            "faithfulness top-K EAP-IG (held-out)": faithfulness(top_k(order_ig, K), T),
+        })
+    agreement = pd.DataFrame(agree_rows)
 
 # %%
 #| label: tbl-agreement
 #| tbl-cap: "Agreement of ACDC with EAP and EAP-IG (all found on the selection half of the pairs). For each ACDC threshold: the number of edges kept, the faithfulness of ACDC's circuit on the selection half (in-sample) and on the held-out half (95% bootstrap interval over held-out pairs), the fraction of its edges among the top-K edges of EAP / EAP-IG (K = ACDC's size), the ROC AUC of the EAP / EAP-IG ranking at recovering the ACDC circuit, and the held-out faithfulness of the top-K EAP-IG circuit of the same size."
-md_table(agreement, digits=3)
+if have_pairs:
+    display(md_table(agreement, digits=3))
 
 # %%
-sizes = np.unique(np.geomspace(4, len(graph), n_sizes).astype(int))
-rng_edges = np.random.default_rng(seed).permutation(len(graph))
-orders = {"EAP": np.argsort(-abs_eap), "EAP-IG": order_ig, "random edges": rng_edges}
-curves = {half_: {name: [faithfulness(top_k(o, K), D) for K in sizes] for name, o in orders.items()}
-          for half_, D in [("selection", S), ("held-out", T)]}
+if have_pairs:
+    sizes = np.unique(np.geomspace(4, len(graph), n_sizes).astype(int))
+    rng_edges = np.random.default_rng(seed).permutation(len(graph))
+    orders = {"EAP": np.argsort(-abs_eap), "EAP-IG": order_ig, "random edges": rng_edges}
+    curves = {half_: {name: [faithfulness(top_k(o, K), D) for K in sizes] for name, o in orders.items()}
+              for half_, D in [("selection", S), ("held-out", T)]}
 
 # %%
 #| label: fig-faithfulness
 #| fig-cap: "Faithfulness (fraction of the clean-minus-corrupted stick-switch metric recovered when only the circuit carries clean activations) against circuit size, on the held-out pairs (solid) and the selection pairs the rankings were computed on (thin, dotted). Lines: the top-K edges of EAP, EAP-IG and a random ranking; stars: ACDC at each threshold (held-out)."
-fig, ax = plt.subplots(figsize=(6.4, 3.8))
-for (name, style), col in zip([("EAP", "o-"), ("EAP-IG", "s-"), ("random edges", ":")], ["C0", "C1", "C2"]):
-    ax.plot(sizes, curves["held-out"][name], style, ms=3, color=col, label=f"{name} (held-out)")
-    ax.plot(sizes, curves["selection"][name], ":", lw=0.8, color=col)
-ax.plot([r["edges"] for r in acdc_runs], [r["faith_held"].mean for r in acdc_runs], "k*", ms=11,
-        label="ACDC (one point per τ, held-out)")
-ax.axhline(1, color="0.6", lw=0.8)
-ax.axhline(0, color="0.6", lw=0.8)
-ax.set(xscale="log", xlabel="edges in the circuit", ylabel="faithfulness")
-ax.legend(fontsize=8)
-plt.tight_layout()
-plt.show()
+if have_pairs:
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for (name, style), col in zip([("EAP", "o-"), ("EAP-IG", "s-"), ("random edges", ":")], ["C0", "C1", "C2"]):
+        ax.plot(sizes, curves["held-out"][name], style, ms=3, color=col, label=f"{name} (held-out)")
+        ax.plot(sizes, curves["selection"][name], ":", lw=0.8, color=col)
+    ax.plot([r["edges"] for r in acdc_runs], [r["faith_held"].mean for r in acdc_runs], "k*", ms=11,
+            label="ACDC (one point per τ, held-out)")
+    ax.axhline(1, color="0.6", lw=0.8)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set(xscale="log", xlabel="edges in the circuit", ylabel="faithfulness")
+    ax.legend(fontsize=8)
+    plt.tight_layout()
+    plt.show()
 
 # %%
-timing = pd.DataFrame(
-    [{"method": "attribution patching (nodes, all pairs)", "seconds": t_ap, "forward passes": 3, "backward passes": 1},
-     {"method": "exact node patching (all pairs)", "seconds": t_np, "forward passes": len(node_names) + 2,
-      "backward passes": 0},
-     {"method": "EAP (edges, selection half)", "seconds": t_eap, "forward passes": 3, "backward passes": 1},
-     {"method": f"EAP-IG, {eap_ig_steps} steps (edges, selection half)", "seconds": t_ig,
-      "forward passes": 2 + eap_ig_steps, "backward passes": eap_ig_steps}]
-    + [{"method": f"ACDC, tau {r['tau']:g} (edges, selection half)", "seconds": r["seconds"],
-        "forward passes": r["result"].n_forward, "backward passes": 0} for r in acdc_runs])
+if have_pairs:
+    timing = pd.DataFrame(
+        [{"method": "attribution patching (nodes, all pairs)", "seconds": t_ap, "forward passes": 3, "backward passes": 1},
+         {"method": "exact node patching (all pairs)", "seconds": t_np, "forward passes": len(node_names) + 2,
+          "backward passes": 0},
+         {"method": "EAP (edges, selection half)", "seconds": t_eap, "forward passes": 3, "backward passes": 1},
+         {"method": f"EAP-IG, {eap_ig_steps} steps (edges, selection half)", "seconds": t_ig,
+          "forward passes": 2 + eap_ig_steps, "backward passes": eap_ig_steps}]
+        + [{"method": f"ACDC, tau {r['tau']:g} (edges, selection half)", "seconds": r["seconds"],
+            "forward passes": r["result"].n_forward, "backward passes": 0} for r in acdc_runs])
 
 # %%
 #| label: tbl-time
 #| tbl-cap: "Run time of each method on the agent's neuron-level graph and the stick-switch pairs (one CPU thread; the fast methods best of several repetitions)."
-md_table(timing, digits=4)
+if have_pairs:
+    display(md_table(timing, digits=4))
 
 # %%
 #| label: fig-circuit
 #| fig-cap: "The stick-switch circuit found by ACDC at the chosen threshold (the smallest circuit reaching the target faithfulness on the selection half, else the most faithful there), edges coloured by EAP-IG score (red: the edge pushes towards sticking when clean; blue: towards switching) and drawn wider for larger scores (the 40 strongest edges)."
-reach_t = [r for r in acdc_runs if r["faith_sel"] >= target_faithfulness]
-chosen = (min(reach_t, key=lambda r: r["edges"]) if reach_t else max(acdc_runs, key=lambda r: r["faith_sel"]))
-draw_circuit(graph, chosen["result"].circuit.keep, scores=s_ig, max_edges=40,
-             title=f"ACDC, τ = {chosen['tau']:g}: {chosen['edges']} edges (40 strongest by EAP-IG shown)")
-plt.show()
+if have_pairs:
+    reach_t = [r for r in acdc_runs if r["faith_sel"] >= target_faithfulness]
+    chosen = (min(reach_t, key=lambda r: r["edges"]) if reach_t else max(acdc_runs, key=lambda r: r["faith_sel"]))
+    draw_circuit(graph, chosen["result"].circuit.keep, scores=s_ig, max_edges=40,
+                 title=f"ACDC, τ = {chosen['tau']:g}: {chosen['edges']} edges (40 strongest by EAP-IG shown)")
+    plt.show()
 
 # %%
 #| echo: false
-sel_ig = curves["selection"]["EAP-IG"]
-k_ig = next((int(K) for K, f in zip(sizes, sel_ig) if f >= target_faithfulness), int(sizes[int(np.argmax(sel_ig))]))
-f_ig_held = faithfulness(top_k(order_ig, k_ig), T, interval=True)
-f_ig_sel = faithfulness(top_k(order_ig, k_ig), S)
-f_ac_held, f_ac_sel = chosen["faith_held"], chosen["faith_sel"]
-f_ig_same = faithfulness(top_k(order_ig, chosen["edges"]), T, interval=True)
-t_acdc_total = sum(r["seconds"] for r in acdc_runs)
-t_ratio = (min(r["seconds"] for r in acdc_runs) / t_eap, max(r["seconds"] for r in acdc_runs) / t_eap)
-in_nodes = sorted({e.split("->")[0] for e in chosen["result"].circuit.edges if e.startswith("in.")})
-held_ok = f_ac_held.lo >= target_faithfulness
-md(f"EAP and EAP-IG rank the edges with Spearman correlation {rho_eap_ig:.3f} over all {len(graph):,} edges"
-   + (": the network is piecewise linear, so the gradient at the clean input and the gradient averaged along the "
-      "path from the corrupted input differ only where units switch on or off between the two states. "
-      if rho_eap_ig > 0.9 else ". ")
-   + f"ACDC's ranking (the largest τ at which an edge survives) correlates with |EAP-IG| with Spearman "
-   f"{rho_acdc_ig:.3f}; the EAP-IG ranking recovers the ACDC circuits with ROC AUC between "
-   f"{agreement['AUC EAP-IG'].min():.3f} and {agreement['AUC EAP-IG'].max():.3f}, and between "
-   f"{agreement['overlap top-K EAP-IG'].min():.0%} and {agreement['overlap top-K EAP-IG'].max():.0%} of ACDC's edges "
-   f"are among the top-K edges of EAP-IG.\n\n"
-   f"**Faithfulness, chosen on one half and measured on the other.** The ACDC threshold chosen on the selection half "
-   f"is τ = {chosen['tau']:g} ({chosen['edges']:,} edges); its circuit recovers {f_ac_sel:.1%} of the metric on the "
-   f"selection pairs it was pruned on and **{f_ac_held.mean:.1%}** on the held-out pairs (95% CI "
-   f"[{f_ac_held.lo:.1%}, {f_ac_held.hi:.1%}]"
-   + (f"), above the {target_faithfulness:.0%} target over the whole interval. " if held_ok else
-      f"); the held-out interval does not lie above the {target_faithfulness:.0%} target. ")
-   + f"The top-K EAP-IG circuit of the same size recovers {f_ig_same.mean:.1%} on the held-out pairs "
-   f"([{f_ig_same.lo:.1%}, {f_ig_same.hi:.1%}]). Choosing the size of the EAP-IG circuit on the selection half "
-   f"gives {k_ig:,} edges ({f_ig_sel:.1%} there) and {f_ig_held.mean:.1%} held out "
-   f"([{f_ig_held.lo:.1%}, {f_ig_held.hi:.1%}]). "
-   f"Run time: EAP takes {t_eap * 1e3:.1f} ms and EAP-IG {t_ig * 1e3:.1f} ms, ACDC "
-   f"{min(r['seconds'] for r in acdc_runs):.1f} to {max(r['seconds'] for r in acdc_runs):.1f} s per threshold "
-   f"({t_acdc_total:.1f} s for the {len(taus)} thresholds), i.e. one ACDC run costs "
-   f"{t_ratio[0]:,.0f} to {t_ratio[1]:,.0f} times as much as EAP. The chosen circuit (@fig-circuit) reads the inputs "
-   f"{', '.join(in_nodes) or 'none'}.")
+if have_pairs:
+    sel_ig = curves["selection"]["EAP-IG"]
+    k_ig = next((int(K) for K, f in zip(sizes, sel_ig) if f >= target_faithfulness), int(sizes[int(np.argmax(sel_ig))]))
+    f_ig_held = faithfulness(top_k(order_ig, k_ig), T, interval=True)
+    f_ig_sel = faithfulness(top_k(order_ig, k_ig), S)
+    f_ac_held, f_ac_sel = chosen["faith_held"], chosen["faith_sel"]
+    f_ig_same = faithfulness(top_k(order_ig, chosen["edges"]), T, interval=True)
+    t_acdc_total = sum(r["seconds"] for r in acdc_runs)
+    t_ratio = (min(r["seconds"] for r in acdc_runs) / t_eap, max(r["seconds"] for r in acdc_runs) / t_eap)
+    in_nodes = sorted({e.split("->")[0] for e in chosen["result"].circuit.edges if e.startswith("in.")})
+    held_ok = f_ac_held.lo >= target_faithfulness
+    display(md(f"EAP and EAP-IG rank the edges with Spearman correlation {rho_eap_ig:.3f} over all {len(graph):,} edges"
+       + (": the network is piecewise linear, so the gradient at the clean input and the gradient averaged along the "
+          "path from the corrupted input differ only where units switch on or off between the two states. "
+          if rho_eap_ig > 0.9 else ". ")
+       + f"ACDC's ranking (the largest τ at which an edge survives) correlates with |EAP-IG| with Spearman "
+       f"{rho_acdc_ig:.3f}; the EAP-IG ranking recovers the ACDC circuits with ROC AUC between "
+       f"{agreement['AUC EAP-IG'].min():.3f} and {agreement['AUC EAP-IG'].max():.3f}, and between "
+       f"{agreement['overlap top-K EAP-IG'].min():.0%} and {agreement['overlap top-K EAP-IG'].max():.0%} of ACDC's edges "
+       f"are among the top-K edges of EAP-IG.\n\n"
+       f"**Faithfulness, chosen on one half and measured on the other.** The ACDC threshold chosen on the selection half "
+       f"is τ = {chosen['tau']:g} ({chosen['edges']:,} edges); its circuit recovers {f_ac_sel:.1%} of the metric on the "
+       f"selection pairs it was pruned on and **{f_ac_held.mean:.1%}** on the held-out pairs (95% CI "
+       f"[{f_ac_held.lo:.1%}, {f_ac_held.hi:.1%}]"
+       + (f"), above the {target_faithfulness:.0%} target over the whole interval. " if held_ok else
+          f"); the held-out interval does not lie above the {target_faithfulness:.0%} target. ")
+       + f"The top-K EAP-IG circuit of the same size recovers {f_ig_same.mean:.1%} on the held-out pairs "
+       f"([{f_ig_same.lo:.1%}, {f_ig_same.hi:.1%}]). Choosing the size of the EAP-IG circuit on the selection half "
+       f"gives {k_ig:,} edges ({f_ig_sel:.1%} there) and {f_ig_held.mean:.1%} held out "
+       f"([{f_ig_held.lo:.1%}, {f_ig_held.hi:.1%}]). "
+       f"Run time: EAP takes {t_eap * 1e3:.1f} ms and EAP-IG {t_ig * 1e3:.1f} ms, ACDC "
+       f"{min(r['seconds'] for r in acdc_runs):.1f} to {max(r['seconds'] for r in acdc_runs):.1f} s per threshold "
+       f"({t_acdc_total:.1f} s for the {len(taus)} thresholds), i.e. one ACDC run costs "
+       f"{t_ratio[0]:,.0f} to {t_ratio[1]:,.0f} times as much as EAP. The chosen circuit (@fig-circuit) reads the inputs "
+       f"{', '.join(in_nodes) or 'none'}."))
 
 # %% [markdown]
 # ## A mechanistic hypothesis, tested by causal scrubbing
@@ -816,45 +830,48 @@ md(f"Over all coins, the agent's centred Q-values are explained to R² {it.loc['
 # flips left (the unflipped coin's inputs are zero, like both baselines', so they receive nothing).
 
 # %%
-ig = {}
-for base in ("same_left", "zero"):
-    rc, dc = cf.ig_roles(model, clean, slot_a, slot_b, ig_n_steps, ig_method, baseline=base)
-    rr, dr = cf.ig_roles(model, corrupt, slot_a, slot_b, ig_n_steps, ig_method, baseline=base)
-    ig[base] = {"clean": rc, "corrupt": rr, "error": float(torch.cat([dc, dr]).abs().max())}
-ig_completeness = max(v["error"] for v in ig.values())
-base_name = {"same_left": "same flips left", "zero": "all-zero"}
-ig_tbl = pd.DataFrame([{"input": r, **{f"{col} ({base_name[b]})": float(np.mean(fn(ig[b])))
-                                       for b in ig for col, fn in [
-                                           ("clean", lambda v, r=r: v["clean"][r]),
-                                           ("corrupted", lambda v, r=r: v["corrupt"][r]),
-                                           ("difference", lambda v, r=r: v["clean"][r] - v["corrupt"][r])]}}
-                       for r in ig["same_left"]["clean"]])
+if have_pairs:
+    ig = {}
+    for base in ("same_left", "zero"):
+        rc, dc = cf.ig_roles(model, clean, slot_a, slot_b, ig_n_steps, ig_method, baseline=base)
+        rr, dr = cf.ig_roles(model, corrupt, slot_a, slot_b, ig_n_steps, ig_method, baseline=base)
+        ig[base] = {"clean": rc, "corrupt": rr, "error": float(torch.cat([dc, dr]).abs().max())}
+    ig_completeness = max(v["error"] for v in ig.values())
+    base_name = {"same_left": "same flips left", "zero": "all-zero"}
+    ig_tbl = pd.DataFrame([{"input": r, **{f"{col} ({base_name[b]})": float(np.mean(fn(ig[b])))
+                                           for b in ig for col, fn in [
+                                               ("clean", lambda v, r=r: v["clean"][r]),
+                                               ("corrupted", lambda v, r=r: v["corrupt"][r]),
+                                               ("difference", lambda v, r=r: v["clean"][r] - v["corrupt"][r])]}}
+                           for r in ig["same_left"]["clean"]])
 
 # %%
 #| label: tbl-ig
 #| tbl-cap: "Integrated-gradients attribution of Q(stick) − Q(switch) to the inputs, grouped by role, mean over pairs, with the two baselines: no coin flipped with the same flips left, and the all-zero input. Clean states stick, corrupted states switch; positive values push towards sticking with the incumbent."
-md_table(ig_tbl, digits=4)
+if have_pairs:
+    display(md_table(ig_tbl, digits=4))
 
 # %%
 #| echo: false
-it_ = ig_tbl.set_index("input")
-C, Z = "clean (same flips left)", "clean (all-zero)"
-other_clean = float(it_.loc[["other coins' heads", "other coins' tails"], C].sum())
-other_zero = float(it_.loc[["other coins' heads", "other coins' tails"], Z].sum())
-ig_tolerance = 1e-3
-claim(ig_completeness < ig_tolerance, f"integrated-gradients completeness error below the {ig_tolerance:g} tolerance")
-claim(bool(np.abs(it_.loc["flips left", [C, "corrupted (same flips left)"]]).max() < 1e-9),
-      "with the same-flips-left baseline the flips left get no attribution")
-md(f"The largest completeness error over all {2 * len(pairs)} states and both baselines is {ig_completeness:.2e} "
-   f"({ig_method}, {ig_n_steps} steps), below the {ig_tolerance:g} tolerance. "
-   f"With the same-flips-left baseline, on the clean states the incumbent's heads push towards sticking by "
-   f"{it_.loc['incumbent heads', C]:+.3f} on average and its tails by {it_.loc['incumbent tails', C]:+.3f}, the other "
-   f"flipped coins by {other_clean:+.3f}. Turning one of the incumbent's heads into a tail moves the attribution of "
-   f"its heads by {-it_.loc['incumbent heads', 'difference (same flips left)']:+.3f} and of its tails by "
-   f"{-it_.loc['incumbent tails', 'difference (same flips left)']:+.3f}. From the all-zero input the incumbent's "
-   f"heads and tails get {it_.loc['incumbent heads', Z]:+.3f} and {it_.loc['incumbent tails', Z]:+.3f}, the other "
-   f"coins {other_zero:+.3f} and the flips left {it_.loc['flips left', Z]:+.3f}: the two baselines differ by what "
-   "the horizon contributes, and by how that contribution is shared with the counts along the path.")
+if have_pairs:
+    it_ = ig_tbl.set_index("input")
+    C, Z = "clean (same flips left)", "clean (all-zero)"
+    other_clean = float(it_.loc[["other coins' heads", "other coins' tails"], C].sum())
+    other_zero = float(it_.loc[["other coins' heads", "other coins' tails"], Z].sum())
+    ig_tolerance = 1e-3
+    claim(ig_completeness < ig_tolerance, f"integrated-gradients completeness error below the {ig_tolerance:g} tolerance")
+    claim(bool(np.abs(it_.loc["flips left", [C, "corrupted (same flips left)"]]).max() < 1e-9),
+          "with the same-flips-left baseline the flips left get no attribution")
+    display(md(f"The largest completeness error over all {2 * len(pairs)} states and both baselines is {ig_completeness:.2e} "
+       f"({ig_method}, {ig_n_steps} steps), below the {ig_tolerance:g} tolerance. "
+       f"With the same-flips-left baseline, on the clean states the incumbent's heads push towards sticking by "
+       f"{it_.loc['incumbent heads', C]:+.3f} on average and its tails by {it_.loc['incumbent tails', C]:+.3f}, the other "
+       f"flipped coins by {other_clean:+.3f}. Turning one of the incumbent's heads into a tail moves the attribution of "
+       f"its heads by {-it_.loc['incumbent heads', 'difference (same flips left)']:+.3f} and of its tails by "
+       f"{-it_.loc['incumbent tails', 'difference (same flips left)']:+.3f}. From the all-zero input the incumbent's "
+       f"heads and tails get {it_.loc['incumbent heads', Z]:+.3f} and {it_.loc['incumbent tails', Z]:+.3f}, the other "
+       f"coins {other_zero:+.3f} and the flips left {it_.loc['flips left', Z]:+.3f}: the two baselines differ by what "
+       "the horizon contributes, and by how that contribution is shared with the counts along the path."))
 
 # %% [markdown]
 # ## Discussion
@@ -863,10 +880,10 @@ md(f"The largest completeness error over all {2 * len(pairs)} states and both ba
 #| echo: false
 p_g = it.loc["Gittins index", "same choice as agent"]
 fl_min = float(probes[probes.feature == "flips left"].R2.min())
-ig_in = [abs(it_.loc["incumbent heads", C]), abs(it_.loc["incumbent tails", C])]
-ig_dominates = bool(min(ig_in) > abs(other_clean))
+ig_dominates = have_pairs and bool(min(abs(it_.loc["incumbent heads", C]), abs(it_.loc["incumbent tails", C]))
+                                   > abs(other_clean))
 h3_less = bool(h3a.recovered < h1a.recovered and h3e.recovered < h1e.recovered)
-md(f"**How the DQN trades exploration against exploitation.** At the level of decisions, a finite-horizon Gittins "
+display(md(f"**How the DQN trades exploration against exploitation.** At the level of decisions, a finite-horizon Gittins "
    f"index picks the agent's coin with probability {p_g:.3f} (Q\\*: "
    f"{it.loc['Bayes-optimal Q*', 'same choice as agent']:.3f}; greedy on the posterior mean: "
    f"{it.loc['posterior mean', 'same choice as agent']:.3f})"
@@ -897,27 +914,28 @@ md(f"**How the DQN trades exploration against exploitation.** At the level of de
    + (", and dropping the counts and the horizon (H3) loses more on both losses: the exploring decisions depend on how "
       "often a coin was flipped and how many flips are left, not only on posterior means. " if h3_less else
       "; dropping the counts and the horizon (H3) does not lose more on both losses. ")
-   + "On the stick-or-switch decision "
-   + ("the incumbent's own heads and tails dominate the integrated-gradients attributions" if ig_dominates else
-      "the integrated-gradients attributions are not dominated by the incumbent's own heads and tails")
-   + f" ({it_.loc['incumbent heads', C]:+.3f} and {it_.loc['incumbent tails', C]:+.3f} against {other_clean:+.3f} for "
-   f"the other coins, from the same-flips-left baseline), and {node_names[i_top]} is the single node whose patching "
-   "moves the decision most.\n\n"
-   f"**Attribution patching or ACDC?** EAP and EAP-IG agree with each other (Spearman {rho_eap_ig:.3f}) and rank "
-   f"ACDC's circuits with ROC AUC {agreement['AUC EAP-IG'].min():.3f}–{agreement['AUC EAP-IG'].max():.3f} "
-   f"({agreement['overlap top-K EAP-IG'].min():.0%}–{agreement['overlap top-K EAP-IG'].max():.0%} of ACDC's edges "
-   f"are among the top-K of EAP-IG), and node-level attribution patching matches exact node patching with Spearman "
-   f"{rho_nodes:.3f}. Chosen on half of the pairs and scored on the other half, ACDC's circuit "
-   f"({chosen['edges']:,} edges) recovers {f_ac_held.mean:.1%} of the metric (95% CI [{f_ac_held.lo:.1%}, "
-   f"{f_ac_held.hi:.1%}]; {f_ac_sel:.1%} on the pairs it was pruned on) and the top-K EAP-IG circuit of the same "
-   f"size {f_ig_same.mean:.1%} ([{f_ig_same.lo:.1%}, {f_ig_same.hi:.1%}])"
-   + (": the intervals overlap, so on this decision neither method is shown to find the more faithful circuit. "
-      if max(f_ac_held.lo, f_ig_same.lo) <= min(f_ac_held.hi, f_ig_same.hi) else
-      f": {'ACDC' if f_ac_held.mean > f_ig_same.mean else 'EAP-IG'} finds the more faithful circuit at this size. ")
-   + f"One ACDC run costs {t_ratio[0]:,.0f}–{t_ratio[1]:,.0f}× the time of EAP ({t_acdc_total:.1f} s for "
-   f"{len(taus)} thresholds against {t_eap * 1e3:.1f} ms for EAP and {t_ig * 1e3:.1f} ms for EAP-IG), so attribution "
-   "patching is the tool to rank and explore, and ACDC, or exact patching of a proposed circuit as in the "
-   "faithfulness curves, the check of how much a set of edges really carries. The EAP-IG circuit chosen on the "
-   f"selection half needs {k_ig:,} of the {len(graph):,} edges ({k_ig / len(graph):.0%}) for "
-   f"{f_ig_held.mean:.1%} held-out faithfulness"
-   + (" — the decision is distributed." if k_ig / len(graph) > 0.01 else "."))
+   + (("On the stick-or-switch decision "
+       + ("the incumbent's own heads and tails dominate the integrated-gradients attributions" if ig_dominates else
+          "the integrated-gradients attributions are not dominated by the incumbent's own heads and tails")
+       + f" ({it_.loc['incumbent heads', C]:+.3f} and {it_.loc['incumbent tails', C]:+.3f} against {other_clean:+.3f} "
+       f"for the other coins, from the same-flips-left baseline), and {node_names[i_top]} is the single node whose "
+       "patching moves the decision most.") if have_pairs else msg_pairs)))
+if have_pairs:
+    display(md(f"**Attribution patching or ACDC?** EAP and EAP-IG agree with each other (Spearman {rho_eap_ig:.3f}) and rank "
+       f"ACDC's circuits with ROC AUC {agreement['AUC EAP-IG'].min():.3f}–{agreement['AUC EAP-IG'].max():.3f} "
+       f"({agreement['overlap top-K EAP-IG'].min():.0%}–{agreement['overlap top-K EAP-IG'].max():.0%} of ACDC's edges "
+       f"are among the top-K of EAP-IG), and node-level attribution patching matches exact node patching with Spearman "
+       f"{rho_nodes:.3f}. Chosen on half of the pairs and scored on the other half, ACDC's circuit "
+       f"({chosen['edges']:,} edges) recovers {f_ac_held.mean:.1%} of the metric (95% CI [{f_ac_held.lo:.1%}, "
+       f"{f_ac_held.hi:.1%}]; {f_ac_sel:.1%} on the pairs it was pruned on) and the top-K EAP-IG circuit of the same "
+       f"size {f_ig_same.mean:.1%} ([{f_ig_same.lo:.1%}, {f_ig_same.hi:.1%}])"
+       + (": the intervals overlap, so on this decision neither method is shown to find the more faithful circuit. "
+          if max(f_ac_held.lo, f_ig_same.lo) <= min(f_ac_held.hi, f_ig_same.hi) else
+          f": {'ACDC' if f_ac_held.mean > f_ig_same.mean else 'EAP-IG'} finds the more faithful circuit at this size. ")
+       + f"One ACDC run costs {t_ratio[0]:,.0f}–{t_ratio[1]:,.0f}× the time of EAP ({t_acdc_total:.1f} s for "
+       f"{len(taus)} thresholds against {t_eap * 1e3:.1f} ms for EAP and {t_ig * 1e3:.1f} ms for EAP-IG), so attribution "
+       "patching is the tool to rank and explore, and ACDC, or exact patching of a proposed circuit as in the "
+       "faithfulness curves, the check of how much a set of edges really carries. The EAP-IG circuit chosen on the "
+       f"selection half needs {k_ig:,} of the {len(graph):,} edges ({k_ig / len(graph):.0%}) for "
+       f"{f_ig_held.mean:.1%} held-out faithfulness"
+       + (" — the decision is distributed." if k_ig / len(graph) > 0.01 else ".")))

@@ -411,7 +411,7 @@ def last_flip_errors(model: QNetwork, solution: Any):
     """
     import pandas as pd
 
-    n, k, prior = solution.n_coins, solution.n_flips, solution.prior
+    k, prior = solution.n_flips, solution.prior
     if world_of(model.cfg) != (solution.n_coins, solution.n_flips, float(solution.sigma)):
         raise ValueError(f"last_flip_errors: the model plays {world_of(model.cfg)}, the solution "
                          f"{(solution.n_coins, solution.n_flips, solution.sigma)}")
