@@ -606,7 +606,9 @@ sizes_arg = ", ".join(f"{g} {len(v)}" for g, v in g_arg.items())
 missing_arg = [f"coin {j}" for j in range(n) if f"coin{j}" not in g_arg]
 missing_every = [f"coin {j}" for j in range(n) if f"coin{j}" not in g_every]
 own_every = group_tbl[(group_tbl.rule == "every-coin") & group_tbl.group.str.startswith("coin")]
-fmt_ci = lambda r: f"{r.recovered:.1%} (95% CI [{r['95% CI low']:.1%}, {r['95% CI high']:.1%}])"  # noqa: E731
+pct = lambda x: f"{x:.1%}" if np.isfinite(x) else "an undefined fraction (L_random = L_orig)"  # noqa: E731
+fmt_ci = lambda r: (f"{pct(r.recovered)} (95% CI [{r['95% CI low']:.1%}, {r['95% CI high']:.1%}])"  # noqa: E731
+                    if np.isfinite(r.recovered) else pct(r.recovered))
 md(f"Argmax groups: {sizes_arg}"
    + (f" — no unit reads {', '.join(missing_arg)} most, so the earlier form of the hypothesis said nothing testable "
       "about " + ("that coin" if len(missing_arg) == 1 else "those coins") + ". " if missing_arg else ". ")
@@ -622,7 +624,7 @@ md(f"Argmax groups: {sizes_arg}"
    f"{h1xa['P(resample = reference)']:.1%} with argmax groups ({h3a['P(resample = reference)']:.1%} under H3): that "
    "part of the recovered loss is recovered by construction, so the recovered fractions are upper bounds on what the "
    f"hypothesis explains. Posterior means and the horizon (H2) recover {fmt_ci(h2a)} of all decisions and "
-   f"{h2e.recovered:.1%} of the exploring ones, posterior means alone (H3) {fmt_ci(h3a)} and {h3e.recovered:.1%}.")
+   f"{pct(h2e.recovered)} of the exploring ones, posterior means alone (H3) {fmt_ci(h3a)} and {pct(h3e.recovered)}.")
 
 # %% [markdown]
 # ## The agent's implicit index {#sec-coinflip-index}
@@ -902,15 +904,15 @@ display(md(f"**How the DQN trades exploration against exploitation.** At the lev
    f"of the same inputs on {n_beat} of the two posterior summaries, and a probe is correlational: it does not show "
    "that the decision uses what it decodes. "
    f"Causal scrubbing is an intervention. With a unit group for every coin, letting each group see only its own coin "
-   f"and the flips left (H1) recovers {h1a.recovered:.1%} of the agent's decisions and {h1e.recovered:.1%} of its "
+   f"and the flips left (H1) recovers {pct(h1a.recovered)} of the agent's decisions and {pct(h1e.recovered)} of its "
    f"exploring decisions (argmax groups, which leave "
-   + (f"{', '.join(missing_arg)} without a group: {h1xa.recovered:.1%}); " if missing_arg else
-      f"no coin without a group here: {h1xa.recovered:.1%}); ")
-   + f"posterior means plus flips left (H2) {h2a.recovered:.1%} and {h2e.recovered:.1%}, posterior means alone (H3) "
-   f"{h3a.recovered:.1%} and {h3e.recovered:.1%}; between {min(scrub['P(resample = reference)']):.0%} and "
+   + (f"{', '.join(missing_arg)} without a group: {pct(h1xa.recovered)}); " if missing_arg else
+      f"no coin without a group here: {pct(h1xa.recovered)}); ")
+   + f"posterior means plus flips left (H2) {pct(h2a.recovered)} and {pct(h2e.recovered)}, posterior means alone (H3) "
+   f"{pct(h3a.recovered)} and {pct(h3e.recovered)}; between {min(scrub['P(resample = reference)']):.0%} and "
    f"{max(scrub['P(resample = reference)']):.0%} of the resamples are the reference state itself, so these "
    f"fractions overstate what each hypothesis explains. The per-coin hypothesis leaves "
-   f"{1 - h1a.recovered:.1%} of the decision loss unexplained"
+   f"{pct(1 - h1a.recovered)} of the decision loss unexplained"
    + (", and dropping the counts and the horizon (H3) loses more on both losses: the exploring decisions depend on how "
       "often a coin was flipped and how many flips are left, not only on posterior means. " if h3_less else
       "; dropping the counts and the horizon (H3) does not lose more on both losses. ")
