@@ -34,7 +34,7 @@
 n_coins: int = 5  # number of coins; a game other than the shipped agent's trains an agent for it [range: [2, inf)]
 n_flips: int = 20  # flips per game (the horizon) [range: [1, inf)]
 sigma: float = 0.3  # prior sd of the coin weights (Normal(0.5, sigma) clipped to [0, 1]) [range: (0, inf)]
-retrain: bool = False  # train from scratch even when the shipped checkpoint data/coinflip/dqn.pt is for this game
+retrain: bool = False  # train even when the shipped checkpoint data/coinflip/dqn.pt is for this game (an identical earlier run under runs/coinflip/ is reused)
 save: bool = False  # with retrain: overwrite the shipped checkpoint data/coinflip/dqn.pt (shipped game and config only)
 total_steps: int = 40000  # when training: vectorised environment steps (each adds num_games transitions) [range: [1, inf)]
 num_games: int = 2048  # when training: parallel games [range: [1, inf)]
