@@ -176,6 +176,7 @@ def test_the_shipped_game_loads_the_shipped_checkpoint_unless_retrained(monkeypa
 @pytest.mark.parametrize("bad, message", [
     (dict(n_coins=1), "n_coins"), (dict(n_flips=0), "n_flips"), (dict(sigma=0.0), "sigma"),
     (dict(sigma=float("nan")), "sigma"), (dict(retrain="yes"), "retrain"),
+    (dict(train={"n_coins": 4}), "train sets the game"),
 ])
 def test_agent_for_world_validates(monkeypatch, tmp_path, bad, message):
     _no_shipped(monkeypatch)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def agent_for_world(n_coins: int, n_flips: int, sigma: float, retrain: bool = Fa
     world = _check_world(n_coins, n_flips, sigma)
     if not isinstance(retrain, bool):
         raise ValueError(f"retrain must be a bool, got {retrain!r}")
+    if clash := {"n_coins", "n_flips", "sigma"} & set(train or {}):
+        raise ValueError(f"train sets the game ({sorted(clash)}); pass the game as n_coins, n_flips, sigma")
     art = artifacts.get("coinflip/dqn")
     if not retrain and world_of(art.config) == world:
         model = artifacts.load("coinflip/dqn", device=device)
@@ -105,9 +108,10 @@ def agent_for_world(n_coins: int, n_flips: int, sigma: float, retrain: bool = Fa
             pass
     model = artifacts.build("coinflip/dqn", config=cfg, device=device, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(artifacts.dump_dqn(model)[0])
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # chapters may run at once
+    with os.fdopen(fd, "wb") as f:
+        f.write(artifacts.dump_dqn(model)[0])
+    os.replace(tmp, path)
     return model, "trained"
 
 
