@@ -212,3 +212,114 @@ def test_ig_roles_sum_to_the_decision_change(agent):
         cf.ig_roles(model, x, a + n, b)
     with pytest.raises(ValueError, match="x must"):
         cf.ig_roles(model, x[:, :5], a, b)
+
+
+def test_ig_roles_same_left_baseline_keeps_the_horizon_out(agent):
+    model, _, states, left, reach = agent
+    idx = np.random.default_rng(5).choice(len(states), 16, replace=False, p=reach / reach.sum())
+    x = model.canonical_obs(states[idx], left[idx])
+    n = model.cfg.n_coins
+    a = torch.zeros(16, dtype=torch.long)
+    b = torch.full((16,), n - 1)
+    roles, delta = cf.ig_roles(model, x, a, b, n_steps=512, baseline="same_left")
+    assert np.abs(roles["flips left"]).max() == 0.0 and float(delta.abs().max()) < 1e-3
+    base = torch.zeros_like(x)
+    base[:, -1] = x[:, -1]
+    with torch.no_grad():
+        q, q0 = model(x), model(base)
+    gap = (q[:, 0] - q[:, n - 1]) - (q0[:, 0] - q0[:, n - 1])
+    np.testing.assert_allclose(sum(roles.values()), gap.numpy(), atol=1e-3)  # completeness from that baseline
+    zero, _ = cf.ig_roles(model, x, a, b, n_steps=512, baseline="zero")
+    assert np.abs(zero["flips left"]).max() > 0  # the all-zero baseline credits the horizon
+    with pytest.raises(ValueError, match="baseline"):
+        cf.ig_roles(model, x, a, b, baseline="mean")
+
+
+def test_unit_groups_cover_every_coin_the_layer_reads(agent):
+    model, _, states, left, _ = agent
+    x = model.canonical_obs(states, left)
+    n, d = model.cfg.n_coins, model.cfg.d_hidden
+    for how in ("argmax", "every_coin"):
+        groups, share = cf.unit_groups(model, x, how=how)
+        assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(d))  # a partition
+        assert share.shape == (d, n + 1) and np.allclose(share[share.sum(1) > 0].sum(1), 1)
+        live = np.setdiff1d(np.arange(d), groups.get("dead", []))
+        if how == "argmax":
+            for g, units in groups.items():
+                if g.startswith("coin"):
+                    assert (share[units].argmax(1) == int(g[4:])).all()
+    groups, share = cf.unit_groups(model, x, how="every_coin")
+    read = share[live].sum(0) > 0
+    assert all(f"coin{j}" in groups for j in range(n) if read[j])  # every coin the layer reads has a group
+    with pytest.raises(ValueError, match="how"):
+        cf.unit_groups(model, x, how="kmeans")
+
+
+def test_identical_draw_prob():
+    f = np.array([0, 0, 0, 1, 1, 2])
+    s = np.array([[5, 1], [5, 1], [6, 1], [7, 0], [8, 0], [9, 9]])
+    np.testing.assert_allclose(cf.identical_draw_prob(f, s), [2 / 3, 2 / 3, 1 / 3, 1 / 2, 1 / 2, 1.0])
+    with pytest.raises(ValueError, match="equally long"):
+        cf.identical_draw_prob(f, s[:3])
+
+
+def test_last_flip_errors_are_the_lower_posterior_mean_choices(agent):
+    model, sol, _, _, _ = agent
+    df = cf.last_flip_errors(model, sol)
+    k = sol.n_flips
+    assert len(df) == len(sol.keys[k - 1])
+    assert (df.lost >= -1e-12).all() and ((df.lost > 1e-12) == df.wrong).all() and (df.gap >= 0).all()
+    # against Q*: with one flip left Q*(s, a) is the posterior mean of a, so a wrong choice has positive regret
+    ht = sol.coder.pairs[sol.codes[k - 1]]
+    q_star = sol.q_values(ht, np.ones(len(ht), dtype=np.int64))
+    mean = sol.prior.posterior_mean(ht[..., 0], ht[..., 1])
+    np.testing.assert_allclose(q_star, mean, atol=1e-12)
+    other = bayes.solve(3, 4, 0.3, progress=False)
+    with pytest.raises(ValueError, match="plays"):
+        cf.last_flip_errors(model, other)
+
+
+def test_switch_threshold_finds_the_decision_boundary():
+    gap = np.array([0.0, 0.02, 0.05, 0.08, 0.1, 0.2, 0.0, 0.3])
+    switch = np.array([True, True, True, False, False, False, False, False])
+    w = np.ones(8)
+    left = np.array([3, 3, 3, 3, 3, 3, 1, 1])
+    t = cf.switch_threshold(gap, switch, w, left)
+    assert t.loc[3, "theta"] == pytest.approx(0.065) and t.loc[3, "misclassified"] == 0.0
+    assert t.loc[1, "theta"] == 0.0  # never switches: no bonus
+    # one stray switch far above the boundary is misclassified rather than moving the boundary
+    t2 = cf.switch_threshold(np.append(gap, 0.5), np.append(switch, True), np.ones(9), np.append(left, 3))
+    assert t2.loc[3, "theta"] == pytest.approx(0.065) and t2.loc[3, "misclassified"] == pytest.approx(1 / 7)
+    with pytest.raises(ValueError, match="1-d arrays"):
+        cf.switch_threshold(gap, switch[:3], w, left)
+
+
+@pytest.mark.slow
+def test_smoke_chapters_run_for_another_game(tmp_path):
+    """`rli run coinflip/02_agent` and `03_circuits` with the smoke profile and another game train a tiny agent for
+    that game (02), reuse it (03), never touch the shipped checkpoint, and write the game's numbers into the prose."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from rlinterp import DATA, ROOT
+
+    shipped = DATA / "coinflip" / "dqn.pt"
+    before = shipped.stat().st_mtime_ns
+    env = {**os.environ, "RLINTERP_COINFLIP_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "book"
+    texts = {}
+    for ch in ("02_agent", "03_circuits"):
+        proc = subprocess.run([sys.executable, "-m", "rlinterp.cli", "run", f"coinflip/{ch}", "--profile", "smoke",
+                               "-p", "n_coins=3", "-p", "n_flips=6", "-p", "sigma=0.5", "--out", str(out), "--quiet"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        nb = json.loads((out / "paper" / "coinflip" / f"{ch}.ipynb").read_text())
+        texts[ch] = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"]
+                              for o in c.get("outputs", []))
+    assert "The game: 3 coins, 6 flips, prior sd σ = 0.5. The agent: trained for this game in this run" in texts["02_agent"]
+    assert "(3 coins, 6 flips, σ = 0.5)" in texts["02_agent"] and "shipped checkpoint" not in texts["02_agent"]
+    assert "The game: 3 coins, 6 flips, σ = 0.5; the agent: trained for this game (400 steps of 64 games" in texts["03_circuits"]
+    assert len(list((tmp_path / "runs").glob("dqn-n3-k6-sigma0.5-*.pt"))) == 1  # one agent, shared by both chapters
+    assert shipped.stat().st_mtime_ns == before

@@ -116,3 +116,81 @@ def test_corrupt_checkpoint_raises(tmp_path, shipped):
         from rlinterp import artifacts
 
         artifacts.load("coinflip/dqn", data_dir=tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The agent of a game: the shipped checkpoint only for its own game
+# ----------------------------------------------------------------------------------------------------------------
+TRAIN_TINY = dict(d_hidden=16, num_games=32, batch_size=32, total_steps=40, learning_starts=8, buffer_size=4096,
+                  target_update_every=10, eval_every=20)
+
+
+def _no_shipped(monkeypatch):
+    from rlinterp import artifacts
+
+    def refuse(*a, **k):
+        raise AssertionError("the shipped checkpoint must not be loaded for another game")
+
+    monkeypatch.setattr(artifacts, "load", refuse)
+
+
+@pytest.mark.parametrize("world", [(3, 4, 0.3), (5, 20, 0.2), (4, 20, 0.3), (5, 19, 0.3)])
+def test_another_world_never_loads_the_shipped_checkpoint(monkeypatch, tmp_path, world):
+    """Every world but the shipped one (also one that differs only in sigma, n or k) trains, and never touches the
+    shipped checkpoint; asking again reuses the agent trained with exactly that config."""
+    _no_shipped(monkeypatch)
+    if world[:2] == (5, 20):  # the full-size game: exact evaluations are slower, so train even less
+        train = {**TRAIN_TINY, "total_steps": 10, "eval_every": 10, "learning_starts": 2}
+    else:
+        train = TRAIN_TINY
+    model, source = cf.agent_for_world(*world, train=train, runs_dir=tmp_path)
+    assert source == "trained" and cf.world_of(model.cfg) == world
+    assert model.cfg.d_hidden == 16 and model.history["eval_step"]
+    path = cf.checkpoint_path(model.cfg, tmp_path)
+    assert path.exists() and path.name.startswith(f"dqn-n{world[0]}-k{world[1]}-sigma{world[2]:g}-")
+    again, source2 = cf.agent_for_world(*world, train=train, runs_dir=tmp_path)
+    assert source2 == "cached"
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    other, source3 = cf.agent_for_world(*world, train={**train, "seed": 1}, runs_dir=tmp_path)
+    assert source3 == "trained" and other.cfg.seed == 1  # another config is another agent, not the cached one
+
+
+def test_the_shipped_game_loads_the_shipped_checkpoint_unless_retrained(monkeypatch, tmp_path):
+    from rlinterp import artifacts
+    from rlinterp.learners.dqn import DQNConfig
+
+    shipped = QNetwork(DQNConfig(d_hidden=8))
+    shipped.history = {}
+    monkeypatch.setattr(artifacts, "load", lambda name, device="cpu", data_dir=None: shipped)
+    model, source = cf.agent_for_world(5, 20, 0.3, runs_dir=tmp_path)
+    assert model is shipped and source == "shipped"
+    # a shipped file whose stored config is for another game than the declared one is not used for this game
+    wrong = QNetwork(DQNConfig(n_coins=3, n_flips=4, d_hidden=8))
+    monkeypatch.setattr(artifacts, "load", lambda name, device="cpu", data_dir=None: wrong)
+    train = {**TRAIN_TINY, "total_steps": 10, "eval_every": 10, "learning_starts": 2}
+    model, source = cf.agent_for_world(5, 20, 0.3, train=train, runs_dir=tmp_path)
+    assert source == "trained" and cf.world_of(model.cfg) == (5, 20, 0.3) and model is not wrong
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(n_coins=1), "n_coins"), (dict(n_flips=0), "n_flips"), (dict(sigma=0.0), "sigma"),
+    (dict(sigma=float("nan")), "sigma"), (dict(retrain="yes"), "retrain"),
+    (dict(train={"n_coins": 4}), "train sets the game"),
+])
+def test_agent_for_world_validates(monkeypatch, tmp_path, bad, message):
+    _no_shipped(monkeypatch)
+    args = {"n_coins": 3, "n_flips": 4, "sigma": 0.3, **bad}
+    with pytest.raises(ValueError, match=message):
+        cf.agent_for_world(args.pop("n_coins"), args.pop("n_flips"), args.pop("sigma"), runs_dir=tmp_path, **args)
+
+
+def test_find_agent_names_the_command_then_finds_the_trained_agent(monkeypatch, tmp_path):
+    _no_shipped(monkeypatch)
+    model, where = cf.find_agent(3, 4, 0.25, runs_dir=tmp_path)
+    assert model is None and where == "rli run coinflip/02_agent -p n_coins=3 -p n_flips=4 -p sigma=0.25"
+    trained, _ = cf.agent_for_world(3, 4, 0.25, train=TRAIN_TINY, runs_dir=tmp_path)
+    cf.agent_for_world(3, 5, 0.25, train=TRAIN_TINY, runs_dir=tmp_path)  # another game: not this one's agent
+    found, where = cf.find_agent(3, 4, 0.25, runs_dir=tmp_path)
+    assert cf.world_of(found.cfg) == (3, 4, 0.25) and "trained for this game" in where
+    assert cf.find_agent(3, 4, 0.3, runs_dir=tmp_path)[0] is None  # sigma is part of the game

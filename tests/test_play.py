@@ -66,17 +66,36 @@ def test_ctrl_c_ends_the_game_with_the_scores():
     assert "You quit." in text and "final scores: person" in text and "true head probabilities" in text
 
 
-def _rli_play(*args, stdin="q\n"):
+def _rli_play(*args, stdin="q\n", runs=None):
+    import os
+
+    env = {**os.environ, **({"RLINTERP_COINFLIP_RUNS": str(runs)} if runs is not None else {})}
     return subprocess.run([sys.executable, "-m", "rlinterp.cli", "play", "coinflip", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
 
 
-def test_play_says_why_the_dqn_does_not_play_another_size():
-    proc = _rli_play("--n-coins", "3", "--n-flips", "6", "--seed", "1")
+def test_play_names_the_command_that_trains_an_agent_for_another_game(tmp_path):
+    proc = _rli_play("--n-coins", "3", "--n-flips", "6", "--sigma", "0.25", "--seed", "1", runs=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "DQN agent not playing: the shipped DQN was trained for 5 coins and 20 flips" in proc.stdout
-    assert "this game has 3 coins and 6 flips" in proc.stdout and "final scores: person" in proc.stdout
-    assert "agent" not in proc.stdout.split("final scores:")[1]
+    assert "DQN agent not playing: no DQN has been trained for 3 coins, 6 flips and sigma = 0.25" in proc.stdout
+    assert "the shipped one plays 5 coins, 20 flips, sigma = 0.3" in proc.stdout
+    assert "`rli run coinflip/02_agent -p n_coins=3 -p n_flips=6 -p sigma=0.25`" in proc.stdout
+    assert "final scores: person" in proc.stdout and "agent" not in proc.stdout.split("final scores:")[1]
+
+
+def test_play_uses_an_agent_trained_for_this_game(tmp_path):
+    from rlinterp.studies import coinflip as cf
+
+    train = dict(d_hidden=16, num_games=32, batch_size=32, total_steps=40, learning_starts=8, buffer_size=4096,
+                 target_update_every=10, eval_every=20)
+    cf.agent_for_world(3, 6, 0.25, train=train, runs_dir=tmp_path)
+    proc = _rli_play("--n-coins", "3", "--n-flips", "6", "--sigma", "0.25", "--seed", "1", stdin="1\n2\nq\n",
+                     runs=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "(the DQN plays: the DQN trained for this game" in proc.stdout
+    assert "agent: coin" in proc.stdout and "agent" in proc.stdout.split("final scores:")[1]
+    other = _rli_play("--n-coins", "3", "--n-flips", "6", "--sigma", "0.3", "--seed", "1", runs=tmp_path)
+    assert "DQN agent not playing" in other.stdout  # another sigma is another game: that agent does not play it
 
 
 @pytest.mark.parametrize("args, message", [

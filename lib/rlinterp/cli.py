@@ -211,22 +211,25 @@ def cmd_play(args) -> int:
         return 2
     agent = None
     if not args.no_agent:
-        try:
-            from rlinterp import artifacts
+        if args.n_coins < 2:
+            print("(DQN agent not playing: the DQN needs at least 2 coins)")
+        else:
+            try:
+                from rlinterp import artifacts
+                from rlinterp.studies.coinflip import find_agent
 
-            model = artifacts.load("coinflip/dqn")
-            c = model.cfg
-            if (args.n_coins, args.n_flips) == (c.n_coins, c.n_flips):
-                agent = model.policy
-                if args.sigma != c.sigma:
-                    print(f"(the DQN plays, but it was trained with sigma = {c.sigma}, not {args.sigma})")
-            else:
-                print(f"(DQN agent not playing: the shipped DQN was trained for {c.n_coins} coins and {c.n_flips} "
-                      f"flips, and its network only takes that game; this game has {args.n_coins} coins and "
-                      f"{args.n_flips} flips. Retrain with `rli run coinflip/02_agent -p retrain=true` for another "
-                      f"size.)")
-        except Exception as e:  # the game stays playable without the agent
-            print(f"(DQN agent not available: {e})")
+                model, where = find_agent(args.n_coins, args.n_flips, args.sigma)
+                shipped = artifacts.get("coinflip/dqn").config
+                if model is not None:
+                    agent = model.policy
+                    print(f"(the DQN plays: {where})")
+                else:
+                    print(f"(DQN agent not playing: no DQN has been trained for {args.n_coins} coins, {args.n_flips} "
+                          f"flips and sigma = {args.sigma:g} (the shipped one plays {shipped.n_coins} coins, "
+                          f"{shipped.n_flips} flips, sigma = {shipped.sigma:g}). "
+                          f"Train one with `{where}`; it is kept under runs/coinflip/ and plays here next time.)")
+            except Exception as e:  # the game stays playable without the agent
+                print(f"(DQN agent not available: {e})")
     play_coinflip(n_coins=args.n_coins, n_flips=args.n_flips, sigma=args.sigma, seed=args.seed, agent=agent)
     return 0
 
