@@ -18,13 +18,14 @@
 #   into the corrupted run, layer by layer, at the rewarding positions or at the current position, shows where the
 #   goal information lives and when it moves.
 #
-# The data are the model's own rollouts (sampling, as in the previous chapter) on all 81 goals, cut into windows of
+# The data are the model's own rollouts (sampling, as in the previous chapter, on test sampling seeds of the study's
+# evaluation protocol) on all 81 goals, cut into windows of
 # as many whole episodes as the model's context holds, the windows it acts on; analyses read the positions of the
 # last, current episode of each window.
 
 # %% tags=["parameters"]
 n_rollout_episodes: int = 12  # episodes per rollout (windows end at episodes K..n; K: the context length in episodes) [range: [1, inf)]
-n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals) [range: [1, inf)]
+n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals): the first n test sampling seeds of rlinterp.seeds.split("ad") [range: [1, inf)]
 probe_steps: int = 200  # L-BFGS steps per logistic probe [range: [1, inf)]
 n_patch: int = 200  # windows used for activation patching [range: [1, inf)]
 seed: int = 0  # random seed for everything [range: [0, inf)]
@@ -41,6 +42,7 @@ from rlinterp.studies import ad as ads
 from rlinterp.envs import darkroom as dr
 from rlinterp.interp import fit_probe, logit_lens
 from rlinterp.pipeline.report import claim, md, md_table
+from rlinterp.seeds import split
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
@@ -51,7 +53,8 @@ if n_rollout_episodes < K:
     raise ValueError(f"n_rollout_episodes must be >= {K} (the context length in episodes), got {n_rollout_episodes}")
 train_goals, test_goals = dr.darkroom_goal_split(seed=0)
 goals = np.repeat(np.concatenate([train_goals, test_goals]), n_rollout_seeds, 0)
-hist = ads.rollout_darkroom(model, goals, n_episodes=n_rollout_episodes, temperature=1.0, seed=seed)
+hist = ads.rollout_darkroom(model, goals, n_episodes=n_rollout_episodes, temperature=1.0,
+                           seeds=np.tile(split("ad").test_seeds(n_rollout_seeds), len(goals) // n_rollout_seeds))
 
 # windows of K episodes ending at every episode e >= K-1: tokens (N, K*T), goal (N, 2)
 starts = range(0, n_rollout_episodes - K + 1)
