@@ -279,8 +279,8 @@ def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int
                seed: int = 0) -> dict[str, np.ndarray]:
     """The model plays one episode after the fixed context ``prefix`` (m, E * T tokens of E whole episodes, of which
     the last ``K - 1`` are kept; fewer is fine: it is then the start of a history) in rooms whose goals are ``goals``
-    (m, 2), ``n_plays`` sampled plays per context, all in one batch (the prefix runs once, then one token per step
-    through the key-value cache). Play ``j`` of context ``i`` samples from the stream ``default_rng([seed, i, j])``.
+    (m, 2), ``n_plays`` sampled plays per context, all in one batch (one forward pass over the prefixes, then one token
+    per step through the key-value cache). Play ``j`` of context ``i`` samples from the stream ``default_rng([seed, i, j])``.
 
     Returns ``cells`` (m, n_plays, T): the cell each step ends in; ``rewards`` (m, n_plays, T); ``p0`` (m, A): the
     action probabilities at the first step (the same for every play).
