@@ -9,7 +9,8 @@ from gymnasium.utils.env_checker import check_env
 
 from rlinterp.learners import sources
 from rlinterp.learners.ad import WindowSampler, fit_darkroom
-from rlinterp.models.ad_transformer import ADConfig, ADTransformer, pack_tokens, unpack_tokens
+from rlinterp.models.ad_transformer import ADConfig, ADTransformer, KVContext, pack_tokens, unpack_tokens
+from rlinterp.studies import ad as ads
 from rlinterp.studies.ad import rollout_darkroom
 from rlinterp.envs import darkroom as dr
 
@@ -189,6 +190,93 @@ def test_model_config_errors():
     with pytest.raises(ValueError):
         WindowSampler(sources.darkroom_expert(np.array([[0, 0]]), 3), ADConfig(n_ctx_episodes=4))
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# Incremental inference (key-value cache) and batched rollouts
+
+
+def test_kv_context_equals_full_forward_at_every_position():
+    model = _tiny_model(seed=3).eval()
+    torch.manual_seed(0)
+    tok = torch.randint(0, model.cfg.d_vocab, (4, model.cfg.n_ctx))
+    with torch.no_grad():
+        full = model(tok)  # (4, 40, 5)
+    ctx = KVContext(model)
+    got = [ctx.start(tok[:, :7])]
+    assert ctx.length == 7
+    for i in range(7, 40, 3):  # chunks of up to 3 new tokens
+        got.append(ctx.extend(tok[:, i:i + 3]))
+        assert ctx.length == min(i + 3, 40)
+    ends = [6] + [min(i + 3, 40) - 1 for i in range(7, 40, 3)]
+    torch.testing.assert_close(torch.stack(got, 1), full[:, ends], atol=1e-5, rtol=1e-5)
+    # a second start() drops the old cache: positions restart at 0 (what a sliding window needs)
+    with torch.no_grad():
+        torch.testing.assert_close(ctx.start(tok[:, 20:30]), model(tok[:, 20:30])[:, -1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="n_ctx"):
+        ctx.extend(tok[:, :31])
+    with pytest.raises(ValueError, match="batch"):
+        ctx.extend(tok[:2, :1])
+    with pytest.raises(ValueError, match="before start"):
+        KVContext(model).extend(tok[:, :1])
+
+
+def _uncached_window_logits(model, tokens: np.ndarray, n_episodes: int) -> np.ndarray:
+    """The logits of the old rollout loop: a full forward pass over the sliding window at every step."""
+    K, T = model.ad_cfg.n_ctx_episodes, model.ad_cfg.episode_len
+    out = np.zeros((len(tokens), n_episodes, T, model.ad_cfg.n_actions), np.float32)
+    with torch.no_grad():
+        for e in range(n_episodes):
+            for t in range(T):
+                window = torch.from_numpy(tokens[:, max(0, e - K + 1) * T:e * T + t + 1])
+                out[:, e, t] = model(window)[:, -1].numpy()
+    return out
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_cached_rollout_equals_uncached_past_the_context_window(temperature):
+    model = _tiny_model(seed=1).eval()  # K = 2 episodes: the window slides at episodes 2, 3, 4, 5
+    goals = np.array([[1, 1], [7, 2], [4, 4]])
+    h = rollout_darkroom(model, goals, n_episodes=6, temperature=temperature, seeds=[5, 6, 7])
+    assert h["logits"].shape == (3, 6, 20, 5)
+    np.testing.assert_allclose(h["logits"], _uncached_window_logits(model, h["tokens"], 6), atol=1e-5, rtol=1e-5)
+    # the tokens are the history's own (obs, previous action, previous reward), episode starts reset
+    flat = {k: h[k].reshape(3, -1) for k in ("obs", "actions", "rewards")}
+    np.testing.assert_array_equal(h["tokens"], pack_tokens(flat["obs"], flat["actions"], flat["rewards"], 81, 5, 20))
+
+
+def test_rollouts_are_deterministic_and_independent_of_the_batch():
+    model = _tiny_model(seed=2).eval()
+    goals = np.array([[0, 0], [8, 8], [3, 5], [3, 5]])
+    seeds = np.array([11, 12, 13, 14])
+    batch = rollout_darkroom(model, goals, n_episodes=3, seeds=seeds)
+    again = rollout_darkroom(model, goals, n_episodes=3, seeds=seeds)
+    np.testing.assert_array_equal(batch["actions"], again["actions"])
+    for b in range(len(goals)):  # each rollout alone is the same rollout
+        alone = rollout_darkroom(model, goals[b:b + 1], n_episodes=3, seeds=seeds[b:b + 1])
+        np.testing.assert_array_equal(alone["actions"][0], batch["actions"][b])
+    assert not np.array_equal(batch["actions"][2], batch["actions"][3])  # same goal, other seed
+    # evaluate_darkroom: goals x seeds, goal-major; greedy curves are played once per goal and repeated
+    ev = ads.evaluate_darkroom(model, goals[:2], 3, seeds=[11, 12])
+    np.testing.assert_array_equal(ev[0], rollout_darkroom(model, goals[:1], 3, seeds=[11])["returns"][0])
+    np.testing.assert_array_equal(ev[3], rollout_darkroom(model, goals[1:2], 3, seeds=[12])["returns"][0])
+    greedy = ads.evaluate_darkroom(model, goals[:2], 3, seeds=[1, 2, 3], temperature=0.0)
+    full = rollout_darkroom(model, np.repeat(goals[:2], 3, 0), 3, temperature=0.0, seeds=np.arange(6))["returns"]
+    np.testing.assert_array_equal(greedy, full)
+    with pytest.raises(ValueError, match="seeds"):
+        rollout_darkroom(model, goals, 2, seeds=[1, 2])
+    with pytest.raises(ValueError, match="seeds"):
+        ads.evaluate_darkroom(model, goals, 2, seeds=[])
+
+
+def test_sampling_draws_from_the_softmax():
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.0]])).repeat(20_000, 1)
+    u = ads.sampling_uniforms(np.arange(20_000)[:, None], 1)[:, 0]
+    a = ads._choose(logits, 1.0, u)
+    freq = np.bincount(a, minlength=5) / len(a)
+    np.testing.assert_allclose(freq, [0.1, 0.2, 0.3, 0.4, 0.0], atol=0.01)
+    hot = ads._choose(logits[:1000], 0.25, u[:1000])  # a low temperature sharpens towards the argmax
+    assert (hot == 3).mean() > 0.6 and (ads._choose(logits[:5], 0.0, u[:5]) == 3).all()
+
 # ----------------------------------------------------------------------------------------------------------------
 # Shipped checkpoints
 
@@ -201,6 +289,6 @@ def test_shipped_ad_beats_random_on_held_out_goals():
     model = ADTransformer.from_checkpoint(load_checkpoint("ad/darkroom_ad.pt"))
     load_checkpoint("ad/darkroom_ed.pt")  # hash verified
     _, te = dr.darkroom_goal_split()
-    ad = rollout_darkroom(model, np.repeat(te, 2, 0), n_episodes=6, temperature=1.0, seed=0)["returns"]
+    ad = rollout_darkroom(model, np.repeat(te, 2, 0), n_episodes=6, temperature=1.0, seeds=0)["returns"]
     rnd = sources.darkroom_random(np.repeat(te, 5, 0), n_episodes=6, seed=0)["returns"]
     assert ad[:, -2:].mean() > rnd.mean() + 1.5  # random earns ~0.2 per episode, AD several

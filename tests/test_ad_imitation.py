@@ -55,7 +55,7 @@ def test_edit_rewards_cells_toggle_drop():
 
 def test_context_tokens_match_rollout_tokens(model):
     goal = np.array([[2, 6]])
-    h = ads.rollout_darkroom(model, goal, n_episodes=4, seed=5)
+    h = ads.rollout_darkroom(model, goal, n_episodes=4, seeds=5)
     ctx = ads.Context(h["obs"][0, :3], h["actions"][0, :3], h["rewards"][0, :3], goal[0])
     for t in (0, 7):
         tok = ads.context_tokens(ctx, h["actions"][0, 3, :t], 4)
@@ -78,3 +78,18 @@ def test_play_after_deterministic_and_reward_driven(model):
     assert a["rewards"].sum() > erased["rewards"].sum()
     with pytest.raises(ValueError, match="prefix"):
         ads.play_after(model, tok[:, :30], goals)
+
+
+def test_shipped_model_cached_rollout_matches_full_forward_across_window_slides(model):
+    """The shipped model (10-episode context): the cached logits equal a full forward pass over the sliding window,
+    checked in the first episode, at the last step before the first slide and across the slides."""
+    import torch
+
+    K, T = model.ad_cfg.n_ctx_episodes, model.ad_cfg.episode_len
+    goals = np.array([[2, 6], [8, 1]])
+    h = ads.rollout_darkroom(model, goals, n_episodes=K + 2, seeds=[3, 4])
+    with torch.no_grad():
+        for i in (0, 13, K * T - 1, K * T, K * T + 1, K * T + 17, (K + 1) * T, (K + 2) * T - 1):
+            e, t = divmod(i, T)
+            ref = model(torch.from_numpy(h["tokens"][:, max(0, e - K + 1) * T:i + 1]))[:, -1].numpy()
+            np.testing.assert_allclose(h["logits"][:, e, t], ref, atol=1e-4, rtol=1e-5)

@@ -70,7 +70,7 @@ ablation_steps: int = 3000  # with retrain_ablation: training steps per ablation
 ablation_seeds: int = 2  # with retrain_ablation: training seeds per ablation variant [range: [1, inf)]
 temperature: float = 0.5  # a lower sampling temperature for AD (chosen on training goals, not held-out ones) [range: (0, inf)]
 n_eval_episodes: int = 20  # in-context episodes per evaluation rollout [range: [1, inf)]
-n_eval_seeds: int = 5  # rollouts per held-out goal (sampling seeds) [range: [1, inf)]
+n_eval_seeds: int = 5  # rollouts per held-out goal: the first n test sampling seeds of rlinterp.seeds.split("ad") [range: [1, inf)]
 seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
 
@@ -86,6 +86,7 @@ from rlinterp.studies import ad as ads
 from rlinterp.learners import sources
 from rlinterp.envs import darkroom as dr
 from rlinterp.pipeline.report import claim, md, md_table
+from rlinterp.seeds import split
 from rlinterp.stats import band
 
 torch.set_num_threads(1)  # training and evaluation on one CPU thread (the wall times reported below)
@@ -116,14 +117,21 @@ ad_log, ed_log, q_log = ad_model.train_log, ed_model.train_log, q_model.train_lo
 # ## In-context learning on held-out goals
 #
 # Each model plays `n_eval_episodes` consecutive episodes on every held-out goal, several times with different
-# sampling seeds, starting from an empty context. @fig-curves compares the return per episode with the random
-# policy, the oracle, and the two source algorithms run from scratch on the same held-out goals. AD is decoded three
-# ways: sampling from its action distribution (temperature 1, what the source's data look like), sampling at a lower
-# temperature (the `temperature` parameter), and greedy argmax.
+# sampling seeds, starting from an empty context. The sampling seeds are the first `n_eval_seeds` *test* seeds of
+# the study's evaluation protocol (`rlinterp.seeds.split("ad")`); nothing in this chapter is chosen on them (the
+# lower sampling temperature was chosen on training goals). All rollouts of a model run as one batch, one forward
+# pass per step through TransformerLens's key-value cache, and each rollout draws its actions from its own stream
+# seeded by (sampling seed, goal), so a rollout does not depend on what else is in the batch. @fig-curves compares
+# the return per episode with the random policy, the oracle, and the two source algorithms run from scratch on the
+# same held-out goals. AD is decoded three ways: sampling from its action distribution (temperature 1, what the
+# source's data look like), sampling at a lower temperature (the `temperature` parameter), and greedy argmax.
 
 # %%
+eval_seeds = split("ad").test_seeds(n_eval_seeds)
+
+
 def curves_of(model, temperature):
-    return ads.evaluate_darkroom(model, test_goals, n_eval_episodes, n_eval_seeds, temperature, seed=seed + 1)
+    return ads.evaluate_darkroom(model, test_goals, n_eval_episodes, eval_seeds, temperature)
 
 
 reps = np.repeat(test_goals, n_eval_seeds, 0)

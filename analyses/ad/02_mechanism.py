@@ -18,13 +18,14 @@
 #   into the corrupted run, layer by layer, at the rewarding positions or at the current position, shows where the
 #   goal information lives and when it moves.
 #
-# The data are the model's own rollouts (sampling, as in the previous chapter) on all 81 goals, cut into windows of
+# The data are the model's own rollouts (sampling, as in the previous chapter, on test sampling seeds of the study's
+# evaluation protocol) on all 81 goals, cut into windows of
 # as many whole episodes as the model's context holds, the windows it acts on; analyses read the positions of the
 # last, current episode of each window.
 
 # %% tags=["parameters"]
 n_rollout_episodes: int = 12  # episodes per rollout (windows end at episodes K..n; K: the context length in episodes) [range: [1, inf)]
-n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals) [range: [1, inf)]
+n_rollout_seeds: int = 2  # rollouts per goal (all 81 goals): the first n test sampling seeds of rlinterp.seeds.split("ad") [range: [1, inf)]
 probe_steps: int = 200  # L-BFGS steps per logistic probe [range: [1, inf)]
 n_patch: int = 200  # windows used for activation patching [range: [1, inf)]
 seed: int = 0  # random seed for everything [range: [0, inf)]
@@ -39,8 +40,10 @@ from rlinterp import artifacts
 from rlinterp.models import ad_transformer as adt
 from rlinterp.studies import ad as ads
 from rlinterp.envs import darkroom as dr
-from rlinterp.interp import fit_probe, logit_lens
+from rlinterp.interp import fit_probe
+from rlinterp.interp.lens import transformer_readout
 from rlinterp.pipeline.report import claim, md, md_table
+from rlinterp.seeds import split
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
@@ -51,7 +54,8 @@ if n_rollout_episodes < K:
     raise ValueError(f"n_rollout_episodes must be >= {K} (the context length in episodes), got {n_rollout_episodes}")
 train_goals, test_goals = dr.darkroom_goal_split(seed=0)
 goals = np.repeat(np.concatenate([train_goals, test_goals]), n_rollout_seeds, 0)
-hist = ads.rollout_darkroom(model, goals, n_episodes=n_rollout_episodes, temperature=1.0, seed=seed)
+hist = ads.rollout_darkroom(model, goals, n_episodes=n_rollout_episodes, temperature=1.0,
+                           seeds=np.tile(split("ad").test_seeds(n_rollout_seeds), len(goals) // n_rollout_seeds))
 
 # windows of K episodes ending at every episode e >= K-1: tokens (N, K*T), goal (N, 2)
 starts = range(0, n_rollout_episodes - K + 1)
@@ -61,7 +65,11 @@ _, _, prev_r = adt.unpack_tokens(tokens, cfg.n_actions)
 found = (prev_r.cumsum(1) > 0)  # (N, K*T): a rewarding step at or before this position
 found_before = prev_r[:, :(K - 1) * T].sum(1) > 0  # goal seen in the earlier episodes of the window
 cur = slice((K - 1) * T, K * T)  # positions of the current episode
-logits, cache = model.run_with_cache(tokens)
+# one forward pass over all windows, caching only what the sections below read (attention patterns, the embedding
+# and the residual stream: the probes and the logit lens)
+LENS_HOOKS = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
+kept = {"hook_embed", "hook_pos_embed", *LENS_HOOKS, *(f"blocks.{l}.attn.hook_pattern" for l in range(L))}
+logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in kept)
 md(f"{len(tokens):,} windows of {K} episodes ({K * T} tokens); in {found_before.float().mean():.0%} of them the goal "
    f"was already rewarded in an earlier episode of the window.")
 
@@ -144,7 +152,8 @@ md_table(rows, digits=2)
 # %%
 #| label: fig-lens
 #| fig-cap: "Logit lens: fraction of current-episode positions at which the argmax of the lens readout after each block equals the model's final action, split by whether the goal has been seen."
-lens = logit_lens(model, tokens)
+with torch.no_grad():  # the logit lens (rlinterp.interp.logit_lens) read from the cache of the forward pass above
+    lens = {h: transformer_readout(model)(cache[h]) for h in LENS_HOOKS}
 final = logits[:, cur].argmax(-1)
 fig, ax = plt.subplots(figsize=(5, 3.2))
 names = list(lens)
@@ -183,10 +192,11 @@ def metric(lg):
     return (lg[:, q].softmax(-1) * good).sum(-1)  # (n,)
 
 
-with torch.no_grad():
-    m_clean, (_, ccache) = metric(model(clean)), model.run_with_cache(clean)
-    m_corrupt = metric(model(corrupt))
 hooks = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
+with torch.no_grad():  # one clean forward pass gives the clean metric and the activations patched in below
+    lg_clean, ccache = model.run_with_cache(clean, names_filter=lambda n: n in hooks)
+    m_clean = metric(lg_clean)
+    m_corrupt = metric(model(corrupt))
 restored = {}
 for where, mask in [("rewarding positions", rew_pos), ("current position", torch.arange(K * T)[None] == q)]:
     vals = []

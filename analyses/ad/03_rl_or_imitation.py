@@ -21,10 +21,11 @@
 #    the context looks like.
 #
 # Everything uses the shipped AD model of the first chapter (`data/ad/darkroom_ad.pt`), the source it was distilled
-# from (posterior sampling, PSRL) and the 16 held-out goals.
+# from (posterior sampling, PSRL) and the 16 held-out goals; AD samples its actions with test sampling seeds of the
+# study's evaluation protocol (`rlinterp.seeds.split("ad")`), and nothing here is chosen on them.
 
 # %% tags=["parameters"]
-n_seeds: int = 5  # rollouts (and source histories) per held-out goal [range: [1, inf)]
+n_seeds: int = 5  # rollouts (and source histories) per held-out goal; AD samples with the first n test seeds of rlinterp.seeds.split("ad") [range: [1, inf)]
 n_ad_episodes: int = 20  # in-context episodes per AD rollout for the matched-stage comparison [range: [1, inf)]
 n_source_episodes: int = 20  # episodes per source history [range: [1, inf)]
 late_episode: int = 12  # first source episode (0-based) of the late-stage (goal found) contexts [range: [0, inf)]
@@ -45,6 +46,7 @@ from rlinterp.learners import sources
 from rlinterp.envs import darkroom as dr
 
 from rlinterp.pipeline.report import md, md_table
+from rlinterp.seeds import split
 
 torch.set_num_threads(1)
 torch.manual_seed(seed)
@@ -62,7 +64,8 @@ _, test_goals = dr.darkroom_goal_split(seed=0)
 goals = np.repeat(test_goals, n_seeds, 0)  # (B, 2)
 B = len(goals)
 oracle = dr.oracle_return(test_goals).mean()
-ad = ads.rollout_darkroom(model, goals, n_episodes=n_ad_episodes, temperature=temperature, seed=seed + 1)
+ad = ads.rollout_darkroom(model, goals, n_episodes=n_ad_episodes, temperature=temperature,
+                          seeds=np.tile(split("ad").test_seeds(n_seeds), len(test_goals)))
 src = learner(goals, n_source_episodes, seed=seed + 2)
 
 # %% [markdown]
@@ -305,8 +308,9 @@ base_of = {"late, true": "late, rewards erased", "late, reward moved on path": "
            "shuffled order": "early, true", "early, reward on a visited cell": "early, true",
            "late, rewards erased": "late, true", "early, true": "late, rewards erased"}
 plays, results = {}, {}
+play_seeds = split("ad").test_seeds(len(conds))  # one test sampling seed per condition (streams per context x play)
 for i, (name, (ctx, claimed)) in enumerate(conds.items()):
-    plays[name] = play_after(ctx, claimed, n_play, seed + 10 + i)
+    plays[name] = play_after(ctx, claimed, n_play, int(play_seeds[i]))
 for name, (ctx, claimed) in conds.items():
     out = plays[name]
     on_c = out["obs"] == cell(claimed)[:, None, None]  # (B, n, T)

@@ -563,8 +563,10 @@ def metrics_highway_eval(stored: dict) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------------
 # ad/darkroom_ad, ad/darkroom_ed, ad/darkroom_ad_qlearning, ad/ablation
 
-#: The evaluation behind the AD models' manifest metrics (the chapter's defaults): held-out goals, sampling.
-AD_METRICS_EVAL = dict(n_episodes=20, n_seeds=5, temperature=1.0, seed=1)
+#: The evaluation behind the AD models' manifest metrics: held-out goals, sampling, the first ``n_seeds``
+#: *validation* sampling seeds of ``rlinterp.seeds.split("ad")`` (metrics describe a checkpoint and may be used to
+#: choose between rebuilds; the chapters report on test seeds).
+AD_METRICS_EVAL = dict(n_episodes=20, n_seeds=5, temperature=1.0)
 
 
 def build_darkroom(config: DarkroomFit, device: str = "cpu", progress: bool = True):
@@ -612,13 +614,15 @@ def metrics_darkroom(model) -> list[dict]:
     """Return per in-context episode on the held-out goals (:data:`AD_METRICS_EVAL`), oracle, training time."""
     import numpy as np
 
+    from rlinterp.seeds import split
     from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
 
     e = AD_METRICS_EVAL
     _, test_goals = darkroom_goal_split(seed=0)
     oracle = float(oracle_return(test_goals).mean())
-    m = evaluate_darkroom(model, test_goals, e["n_episodes"], e["n_seeds"], e["temperature"], seed=e["seed"]).mean(0)
+    m = evaluate_darkroom(model, test_goals, e["n_episodes"], split("ad").validation_seeds(e["n_seeds"]),
+                          e["temperature"]).mean(0)
     hit = np.nonzero(m >= 0.8 * oracle)[0]
     return [{"return_ep1": float(m[0]), "return_ep10": float(m[min(10, len(m)) - 1]), "return_last": float(m[-1]),
              "oracle": oracle, "episodes_to_80pct": int(hit[0]) + 1 if len(hit) else -1,
@@ -634,10 +638,12 @@ def build_ablation(config: AblationGrid, device: str = "cpu", progress: bool = T
     import torch
     from rlinterp.progress import tqdm
 
+    from rlinterp.seeds import split
     from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs import darkroom as dr
 
     c = config
+    test_seeds = split("ad").test_seeds(c.n_eval_seeds)  # the curves are reported (chapter 1's ablation)
     train_goals, test_goals = dr.darkroom_goal_split(seed=0)
     for n in c.goals:  # before any training
         if not 1 <= n <= len(train_goals):
@@ -653,9 +659,8 @@ def build_ablation(config: AblationGrid, device: str = "cpu", progress: bool = T
                                   batch_size=c.batch_size, seed=c.seed + rep, n_ctx_episodes=c.n_ctx_episodes,
                                   d_model=w, n_layers=2 if w < 64 else 3, d_mlp=4 * w, cell_embedding=False)
                 m_ = build_darkroom(fit, device=device, progress=False)
-                curves.append(evaluate_darkroom(m_, test_goals, c.n_eval_episodes, c.n_eval_seeds, 1.0,
-                                                seed=c.seed + 1))
-                tr_curve = evaluate_darkroom(m_, train_goals[:n], c.n_eval_episodes, 1, 1.0, seed=c.seed + 1)
+                curves.append(evaluate_darkroom(m_, test_goals, c.n_eval_episodes, test_seeds, 1.0))
+                tr_curve = evaluate_darkroom(m_, train_goals[:n], c.n_eval_episodes, test_seeds[:1], 1.0)
                 tr_oracle = dr.oracle_return(train_goals[:n]).mean()
                 variants.append({"d_model": w, "n_layers": fit.n_layers, "seed": fit.seed,
                                  "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,

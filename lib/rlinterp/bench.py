@@ -35,6 +35,7 @@ def ad(fast: bool = False) -> list[Row]:
     import torch
 
     from rlinterp import artifacts
+    from rlinterp.seeds import split
     from rlinterp.studies.ad import evaluate_darkroom
     from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
 
@@ -43,8 +44,9 @@ def ad(fast: bool = False) -> list[Row]:
     _, test_goals = darkroom_goal_split(seed=0)
     oracle = oracle_return(test_goals).mean()
     n_seeds, n_eps = (1, 10) if fast else (5, 20)
-    curves = {k: evaluate_darkroom(artifacts.load(f"ad/darkroom_{k}"), test_goals, n_eps, n_seeds, 1.0,
-                                   seed=1).mean(0) / oracle for k in ("ad", "ed")}
+    seeds = split("ad").test_seeds(n_seeds)
+    curves = {k: evaluate_darkroom(artifacts.load(f"ad/darkroom_{k}"), test_goals, n_eps, seeds, 1.0).mean(0) / oracle
+              for k in ("ad", "ed")}
     hit = np.nonzero(curves["ad"] >= 0.8)[0]
     first = int(hit[0]) + 1 if len(hit) else None
     ed_gain = float(curves["ed"][-3:].mean() - curves["ed"][:3].mean())

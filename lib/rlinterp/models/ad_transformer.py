@@ -20,6 +20,12 @@ observation, an action and a reward embedding with hook points ``embed.hook_obs`
 progress than ``K`` consecutive episodes; evaluation keeps the current episode plus the ``K - 1`` previous ones
 (sliding window aligned to episode starts, exactly the contexts seen in training).
 
+**Incremental inference.** :class:`KVContext` feeds a growing context to the model one step at a time with
+TransformerLens's key-value cache (``past_kv_cache=`` in ``forward``): each new token attends to the cached keys and
+values of the earlier ones and gets the next absolute position, so the logits equal those of a full forward pass
+over the whole context (tested to float tolerance). The positional embedding is absolute, so when the evaluation
+window slides (its first token changes position), the cache is rebuilt from the new window by :meth:`KVContext.start`.
+
 Training (windows, loop, :func:`~rlinterp.learners.ad.fit_darkroom`) is in :mod:`rlinterp.learners.ad`; rollouts,
 evaluation and the analyses in :mod:`rlinterp.studies.ad`.
 """
@@ -31,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import TransformerLensKeyValueCache as HookedTransformerKeyValueCache
 from transformer_lens.hook_points import HookPoint
 
 from rlinterp.validation import check_int
@@ -169,3 +176,47 @@ class ADTransformer(HookedTransformer):
         model = cls(ADConfig(**ckpt["ad_cfg"]), device=device)
         model.load_state_dict(ckpt["state_dict"])
         return model.eval()
+
+
+class KVContext:
+    """Next-action logits of a batch of growing contexts, reusing the keys and values of earlier tokens.
+
+    ``start(tokens)`` runs a window ``(B, L)`` in one forward pass into a fresh TransformerLens key-value cache;
+    ``extend(tokens)`` runs only the new tokens ``(B, n)`` against it, at positions ``length .. length + n - 1``. Both
+    return the logits at the last position, ``(B, A)``, equal (to float tolerance) to ``model(window)[:, -1]`` over
+    the whole window. Positions are absolute: a context that drops its first tokens (a sliding window) must be
+    ``start``-ed again, and a context may not outgrow ``n_ctx``. Hooks run as usual, on the new tokens only.
+    """
+
+    def __init__(self, model: ADTransformer):
+        self.model = model
+        self.cache: HookedTransformerKeyValueCache | None = None
+        self.batch = 0
+
+    @property
+    def length(self) -> int:
+        """Tokens in the cache (0 before :meth:`start`)."""
+        return 0 if self.cache is None else int(self.cache.previous_attention_mask.shape[1])
+
+    def _run(self, tokens) -> torch.Tensor:
+        tok = torch.as_tensor(np.asarray(tokens), dtype=torch.long, device=self.model.cfg.device)
+        if tok.ndim != 2 or tok.shape[1] == 0 or tok.shape[0] != self.batch:
+            raise ValueError(f"tokens must be (batch={self.batch}, n >= 1), got {tuple(tok.shape)}")
+        if self.length + tok.shape[1] > self.model.cfg.n_ctx:
+            raise ValueError(f"the context would hold {self.length + tok.shape[1]} tokens, more than n_ctx = "
+                             f"{self.model.cfg.n_ctx}; start() a new window instead")
+        with torch.no_grad():
+            # the mask only extends the cache's own (all-ones) mask: no padding, positions continue from the cache
+            return self.model(tok, past_kv_cache=self.cache, attention_mask=torch.ones_like(tok))[:, -1]
+
+    def start(self, tokens) -> torch.Tensor:
+        """A fresh cache holding ``tokens`` (B, L); the logits at the last position (B, A)."""
+        self.batch = int(np.shape(tokens)[0])
+        self.cache = HookedTransformerKeyValueCache.init_cache(self.model.cfg, self.model.cfg.device, self.batch)
+        return self._run(tokens)
+
+    def extend(self, tokens) -> torch.Tensor:
+        """Append ``tokens`` (B, n) to the cached context; the logits at the last new position (B, A)."""
+        if self.cache is None:
+            raise ValueError("extend() before start()")
+        return self._run(tokens)

@@ -1,8 +1,10 @@
 """The Algorithm Distillation study's analyses: rollouts and evaluation of the AD/ED transformer on Dark Room, and the
 context-editing analyses that chapter 3, the explorer (:mod:`rlinterp.explore.ad`) and ``rli bench ad`` call.
 
-Rollouts: :func:`rollout_darkroom`, :func:`evaluate_darkroom`. Contexts ((E, T) arrays of obs / actions / rewards
-of whole past episodes + the actions of the current episode): :func:`make_context`, :func:`edit_rewards`,
+Rollouts: :func:`rollout_darkroom`, :func:`evaluate_darkroom` (batched over goals x sampling seeds, one forward
+pass per step through the key-value cache; each rollout samples from its own seeded stream,
+:func:`sampling_uniforms`). Contexts ((E, T) arrays of obs / actions / rewards of whole past episodes + the actions
+of the current episode): :func:`make_context`, :func:`edit_rewards`,
 :func:`walk`, :func:`context_tokens`; the model's response: :func:`analyse`, :func:`attention_on_grid`; batches of
 edited contexts: :func:`set_token_rewards`, :func:`play_after`; probes fitted on the model's own rollouts:
 :func:`fit_probes`, :func:`probe_readout`; drawing: :func:`draw_context`.
@@ -31,51 +33,93 @@ CENTRE = np.array([SIZE // 2, SIZE // 2])
 # Rollouts and evaluation
 
 
-def _choose(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:
+def sampling_uniforms(keys, n: int) -> np.ndarray:
+    """(B, n) uniforms in [0, 1): row ``b`` from its own generator ``numpy.random.default_rng(keys[b])``.
+
+    Each rollout draws its actions from its own stream, so a rollout is the same whichever other rollouts share its
+    batch (batching is only a speed-up) and reproducible from its key alone.
+    """
+    return np.stack([np.random.default_rng([int(k) for k in np.atleast_1d(key)]).random(n) for key in keys])
+
+
+def _choose(logits: torch.Tensor, temperature: float, u: np.ndarray) -> np.ndarray:
+    """Actions (B,): argmax (``temperature <= 0``) or the inverse-CDF draw of ``softmax(logits / temperature)``
+    at the uniforms ``u`` (B,)."""
     if temperature <= 0:
         return logits.argmax(-1).cpu().numpy()
-    probs = torch.softmax(logits.float() / temperature, -1).cpu()
-    return torch.multinomial(probs, 1, generator=gen)[:, 0].numpy()
+    p = torch.softmax(logits.double() / temperature, -1).cpu().numpy()
+    c = np.cumsum(p, -1)
+    return np.minimum((c < u[:, None] * c[:, -1:]).sum(-1), p.shape[-1] - 1)
+
+
+def _check_seeds(seeds, B: int) -> np.ndarray:
+    s = np.asarray(seeds)
+    if s.ndim == 0:
+        s = int(check_int("seed", int(s), 0)) + np.arange(B)
+    if s.shape != (B,) or not np.issubdtype(s.dtype, np.integer) or (s < 0).any():
+        raise ValueError(f"seeds must be an int or {B} non-negative integer sampling seeds (one per rollout), "
+                         f"got shape {s.shape}")
+    return s.astype(np.int64)
 
 
 @torch.no_grad()
 def rollout_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 20, temperature: float = 1.0,
-                     seed: int = 0, size: int = 9, progress: bool = False) -> dict[str, np.ndarray]:
+                     seeds=0, size: int = 9, progress: bool = False) -> dict[str, np.ndarray]:
     """Let the model play ``n_episodes`` consecutive episodes on each goal (B, 2), conditioning on its own history.
 
-    ``temperature=0`` is greedy decoding, otherwise sampling from ``softmax(logits / temperature)``. The context at
-    step ``t`` of episode ``e`` holds episodes ``max(0, e-K+1) .. e`` up to ``t``. Returns the history dict
-    (``obs, actions, rewards: (B, n_episodes, T)``, ``returns: (B, n_episodes)``, ``tokens``).
+    ``temperature=0`` is greedy decoding, otherwise sampling from ``softmax(logits / temperature)``. ``seeds``: one
+    sampling seed per rollout (B,) (an int ``s`` means ``s, s + 1, ...``); rollout ``b`` samples from the stream
+    ``default_rng([seeds[b], goal cell])`` (:func:`sampling_uniforms`), so it does not depend on the batch. The
+    context at step ``t`` of episode ``e`` holds episodes ``max(0, e-K+1) .. e`` up to ``t``; all rollouts advance
+    together, one batched forward pass per step over the new token only (:class:`~rlinterp.models.ad_transformer.
+    KVContext`), the window being recomputed when it slides (at the start of episodes ``K, K + 1, ...``).
+    Returns the history dict (``obs, actions, rewards: (B, n_episodes, T)``, ``returns: (B, n_episodes)``,
+    ``tokens: (B, n_episodes * T)``, ``logits: (B, n_episodes, T, A)`` the logits each action was drawn from).
     """
     cfg = model.ad_cfg
-    T, K = cfg.episode_len, cfg.n_ctx_episodes
+    T, K, A = cfg.episode_len, cfg.n_ctx_episodes, cfg.n_actions
+    n_episodes = check_int("n_episodes", n_episodes, 1)
     env = BatchedDarkRoom(goals, size, T)
     B = env.B
-    gen = torch.Generator().manual_seed(seed)
+    seeds = _check_seeds(seeds, B)
+    u = sampling_uniforms(np.stack([seeds, env.goals[:, 1] * size + env.goals[:, 0]], 1), n_episodes * T)
     obs = np.zeros((B, n_episodes, T), np.int64)
     act, rew = np.zeros_like(obs), np.zeros((B, n_episodes, T), np.float32)
+    logits = np.zeros((B, n_episodes, T, A), np.float32)
     tokens = np.zeros((B, n_episodes * T), np.int64)
-    device = model.cfg.device
+    ctx = adt.KVContext(model)
     for e in tqdm(range(n_episodes), desc="rollout", disable=not progress):
         s = env.reset()
         for t in range(T):
-            pa = act[:, e, t - 1] if t > 0 else np.full(B, cfg.n_actions)
+            pa = act[:, e, t - 1] if t > 0 else np.full(B, A)
             pr = rew[:, e, t - 1].astype(np.int64) if t > 0 else np.zeros(B, np.int64)
-            tokens[:, e * T + t] = step_token(s, pa, pr, cfg.n_actions)
-            start = max(0, e - K + 1) * T
-            ctx = torch.from_numpy(tokens[:, start:e * T + t + 1]).to(device)
-            a = _choose(model(ctx)[:, -1], temperature, gen)
+            i = e * T + t
+            tokens[:, i] = step_token(s, pa, pr, A)
+            if i == 0 or (t == 0 and e >= K):  # first step, or the window slid by one episode: a new cache
+                lg = ctx.start(tokens[:, max(0, e - K + 1) * T:i + 1])
+            else:
+                lg = ctx.extend(tokens[:, i:i + 1])
+            a = _choose(lg, temperature, u[:, i])
             s2, r, _ = env.step(a)
-            obs[:, e, t], act[:, e, t], rew[:, e, t] = s, a, r
+            obs[:, e, t], act[:, e, t], rew[:, e, t], logits[:, e, t] = s, a, r, lg.float().cpu().numpy()
             s = s2
-    return {"obs": obs, "actions": act, "rewards": rew, "returns": rew.sum(-1), "tokens": tokens}
+    return {"obs": obs, "actions": act, "rewards": rew, "returns": rew.sum(-1), "tokens": tokens, "logits": logits}
 
 
-def evaluate_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 20, n_seeds: int = 5,
-                      temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Returns (n_seeds * len(goals), n_episodes): in-context return curves, ``n_seeds`` rollouts per goal."""
-    goals = np.repeat(np.asarray(goals), check_int("n_seeds", n_seeds, 1), 0)
-    return rollout_darkroom(model, goals, n_episodes=n_episodes, temperature=temperature, seed=seed)["returns"]
+def evaluate_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 20, seeds=(0,),
+                      temperature: float = 1.0) -> np.ndarray:
+    """In-context return curves (len(goals) * len(seeds), n_episodes): every goal played once per sampling seed
+    (rows goal-major, like ``np.repeat(goals, len(seeds), 0)``), all rollouts in one batch. Take ``seeds`` from
+    ``rlinterp.seeds.split("ad")``: validation seeds to choose, test seeds to report."""
+    seeds = np.atleast_1d(np.asarray(seeds))
+    if seeds.ndim != 1 or len(seeds) == 0:
+        raise ValueError(f"seeds must be a non-empty 1-d array of sampling seeds, got shape {seeds.shape}")
+    goals = np.asarray(goals)
+    if temperature <= 0:  # greedy rollouts do not depend on the seed: play each goal once and repeat its curve
+        once = rollout_darkroom(model, goals, n_episodes=n_episodes, temperature=0.0, seeds=0)["returns"]
+        return np.repeat(once, len(seeds), 0)
+    return rollout_darkroom(model, np.repeat(goals, len(seeds), 0), n_episodes=n_episodes, temperature=temperature,
+                            seeds=np.tile(seeds, len(goals)))["returns"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -235,7 +279,8 @@ def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int
                seed: int = 0) -> dict[str, np.ndarray]:
     """The model plays one episode after the fixed context ``prefix`` (m, E * T tokens of E whole episodes, of which
     the last ``K - 1`` are kept; fewer is fine: it is then the start of a history) in rooms whose goals are ``goals``
-    (m, 2), ``n_plays`` sampled plays per context.
+    (m, 2), ``n_plays`` sampled plays per context, all in one batch (one forward pass over the prefixes, then one token
+    per step through the key-value cache). Play ``j`` of context ``i`` samples from the stream ``default_rng([seed, i, j])``.
 
     Returns ``cells`` (m, n_plays, T): the cell each step ends in; ``rewards`` (m, n_plays, T); ``p0`` (m, A): the
     action probabilities at the first step (the same for every play).
@@ -245,21 +290,24 @@ def play_after(model: adt.ADTransformer, prefix: np.ndarray, goals, n_plays: int
     prefix = np.asarray(prefix, np.int64)
     if prefix.ndim != 2 or prefix.shape[1] % Te:
         raise ValueError(f"prefix must be (m, E * {Te}) tokens of E whole episodes, got {prefix.shape}")
+    n_plays = check_int("n_plays", n_plays, 1)
+    seed = check_int("seed", seed, 0)
     m = len(prefix)
     pre = np.repeat(prefix[:, max(0, prefix.shape[1] - (K - 1) * Te):], n_plays, 0)
     env = dr.BatchedDarkRoom(np.repeat(np.asarray(goals), n_plays, 0), cfg.grid_size, Te)
     if env.B != len(pre):
         raise ValueError(f"goals must be (m, 2) with m = {m} (one per context), got {np.asarray(goals).shape}")
-    gen = torch.Generator().manual_seed(seed)
-    cur = np.zeros((len(pre), Te), np.int64)
+    ij = np.stack(np.meshgrid(np.arange(m), np.arange(n_plays), indexing="ij"), -1).reshape(-1, 2)
+    u = sampling_uniforms(np.concatenate([np.full((len(ij), 1), seed), ij], 1), Te)
+    ctx = adt.KVContext(model)
     cells, rew = np.zeros((len(pre), Te), np.int64), np.zeros((len(pre), Te), np.float32)
     s, pa, pr = env.reset(), np.full(len(pre), A), np.zeros(len(pre), np.int64)
     for t in range(Te):
-        cur[:, t] = adt.step_token(s, pa, pr, A)
-        lg = model(torch.from_numpy(np.concatenate([pre, cur[:, :t + 1]], 1)).to(model.cfg.device))[:, -1]
+        tok = adt.step_token(s, pa, pr, A)[:, None]
+        lg = ctx.start(np.concatenate([pre, tok], 1)) if t == 0 else ctx.extend(tok)
         if t == 0:
             p0 = torch.softmax(lg.float(), -1).cpu().numpy()
-        a = _choose(lg, temperature, gen)
+        a = _choose(lg, temperature, u[:, t])
         s, r, _ = env.step(a)
         cells[:, t], rew[:, t] = s, r
         pa, pr = a, r.astype(np.int64)
@@ -279,7 +327,7 @@ def fit_probes(model: adt.ADTransformer, n_episodes: int | None = None, steps: i
     if n_episodes < K:
         raise ValueError(f"n_episodes must be >= {K} (the context length in episodes), got {n_episodes}")
     cells = np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="xy"), -1).reshape(-1, 2)
-    hist = rollout_darkroom(model, cells, n_episodes=n_episodes, temperature=1.0, seed=seed)
+    hist = rollout_darkroom(model, cells, n_episodes=n_episodes, temperature=1.0, seeds=np.full(len(cells), seed))
     toks = np.concatenate([hist["tokens"][:, s * T:(s + K) * T] for s in range(n_episodes - K + 1)])
     gl = np.concatenate([cells for _ in range(n_episodes - K + 1)])
     tok = torch.from_numpy(toks).to(model.cfg.device)
