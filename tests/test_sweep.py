@@ -3,6 +3,7 @@ results table, the process-pool and Ray backends giving the same table, and a de
 import json
 import math
 import os
+import sys
 import shutil
 from pathlib import Path
 
@@ -169,9 +170,73 @@ def local_ray():
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        except Exception as e:  # Ray's raylet gives its agents 15 s to start (ray-project/ray#65983)
+            ray.shutdown()
+            if "timed out during startup" not in str(e):
+                raise
+            pytest.skip(f"Ray could not start on this loaded machine ({e}); the stand-in test below still runs "
+                        f"the Ray driver code; set RLI_TEST_RAY_ADDRESS to a running `ray start --head` to test it")
     yield ray
     ray.shutdown()
+
+
+class _StandInRay:
+    """Ray's API as sweep._ray uses it, run in this process: remote() returns a ref, wait() hands back refs in
+    reverse submission order (so completion order differs from submission order), get() returns or raises."""
+
+    def __init__(self):
+        self.initialised, self.inits, self.shutdowns, self.remote_options = False, [], 0, None
+
+    def is_initialized(self):
+        return self.initialised
+
+    def init(self, address=None, **kw):
+        self.inits.append(address)
+        self.initialised = True
+
+    def shutdown(self):
+        self.shutdowns += 1
+        self.initialised = False
+
+    def remote(self, **options):
+        self.remote_options = options
+
+        def wrap(fn):
+            class Task:
+                @staticmethod
+                def remote(*args):
+                    return _Ref(fn, args)
+            return Task
+        return wrap
+
+    def wait(self, refs, num_returns=1):
+        return [refs[-1]], refs[:-1]
+
+    def get(self, ref):
+        return ref.fn(*ref.args)
+
+
+class _Ref:
+    """An object reference: hashable by identity, like ray.ObjectRef."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+
+def test_ray_driver_with_a_stand_in_gives_the_pool_table(sproject: Path, tmp_path: Path, monkeypatch):
+    fake = _StandInRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    grid = ["scale=0.5,2", "seed=0..1"]
+    pool = sweep.execute(sweep.plan(sproject, "demo/02_noise", grid, out=tmp_path / "pool"), jobs=2, progress=False)
+    on_ray = sweep.execute(sweep.plan(sproject, "demo/02_noise", grid, out=tmp_path / "ray"),
+                           ray_address="ray://head:10001", progress=False)
+    assert fake.inits == ["ray://head:10001"] and fake.shutdowns == 1  # started by the sweep, so stopped by it
+    assert fake.remote_options == {"num_cpus": 1, "max_retries": 0}
+    assert [s.status for s in on_ray.points] == ["executed"] * 4
+    assert (tmp_path / "pool/results.csv").read_bytes() == (tmp_path / "ray/results.csv").read_bytes()
+    assert (tmp_path / "ray/points/scale=2.0,seed=1/work/draws.txt").exists()
 
 
 def test_process_pool_and_ray_give_identical_tables(sproject: Path, local_ray, tmp_path: Path):
