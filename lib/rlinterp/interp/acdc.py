@@ -106,15 +106,16 @@ def acdc(
     max_batch = max(1, min(max_batch, _MAX_ROWS // B))
     stacked: dict[int, tuple[Any, dict[str, Tensor]]] = {}  # k -> (clean, patch) stacked k times
 
-    def run(cands: list[list[Tensor]]) -> list[Tensor]:
-        """Outputs of the model with each candidate mask setting (one forward pass)."""
-        k = len(cands)
+    def run(cands: dict[int, list[Tensor]], k: int) -> list[Tensor]:
+        """Outputs of the model with each of ``k`` candidate mask settings (one forward pass): group ``gi`` takes the
+        masks ``cands[gi]`` (one per candidate), every other group its current mask."""
         if k == 1:
-            return [graph.forward(model, clean, patch, cands[0])]
+            return [graph.forward(model, clean, patch, [cands[gi][0] if gi in cands else m for gi, m in enumerate(masks)])]
         if k not in stacked:
             stacked[k] = (_stack(clean, k), {h: _stack(p, k) if len(p) == B else p for h, p in patch.items()})
         x_k, patch_k = stacked[k]
-        out = graph.forward(model, x_k, patch_k, [torch.stack(ms) for ms in zip(*cands)])
+        out = graph.forward(model, x_k, patch_k,
+                            [torch.stack(cands[gi]) if gi in cands else m for gi, m in enumerate(masks)])
         if not isinstance(out, Tensor) or len(out) != k * B:
             raise ValueError(f"acdc: batched edge tests need a model output stacked along the batch axis "
                              f"({k * B} rows), got {type(out).__name__}; pass max_batch=1")
@@ -144,16 +145,21 @@ def acdc(
             i = 0
             while i < len(edges):
                 k = min(width if batched else 1, len(edges) - i)
-                cands, spec = [], [m.clone() for m in masks]
-                for e in edges[i:i + k]:
+                chunk = edges[i:i + k]
+                # candidate j: edge j removed on top of the predicted decisions for the chunk's earlier edges; only
+                # the groups holding the chunk's edges differ between candidates
+                spec = {gi: masks[gi].clone() for gi in {e.group for e in chunk}}
+                cands: dict[int, list[Tensor]] = {gi: [] for gi in spec}
+                for e in chunk:
                     spec[e.group][e.s, e.n] = 0.0
-                    cands.append([m.clone() for m in spec])
+                    for gi, m in spec.items():
+                        cands[gi].append(m.clone())
                     if not removed_last:
                         spec[e.group][e.s, e.n] = 1.0
-                outs = run(cands)
+                outs = run(cands, k)
                 n_calls += 1
                 used = 0
-                for e, out in zip(edges[i:i + k], outs):
+                for e, out in zip(chunk, outs):
                     bar.update(1)
                     used += 1
                     new = float(distance(out))

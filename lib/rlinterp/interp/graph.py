@@ -285,9 +285,9 @@ class Graph:
         :func:`rlinterp.interp.patching.ablation_cache`); they broadcast against the clean batch. Masks may require
         grad (gradients w.r.t. masks are edge attributions, auto-circuit style).
 
-        Several mask settings in one pass: masks of shape ``[K, S, N]`` (all with the same K) with ``x`` and every
-        batch-sized ``patch`` activation stacked K times along the batch axis (copy k is run with mask setting k);
-        the output is the K stacked outputs. ACDC uses this to test many candidate removals in one forward pass.
+        Several mask settings in one pass: masks of shape ``[K, S, N]`` (any of the groups, all with the same K; a
+        ``[S, N]`` mask applies to every copy) with ``x`` and every batch-sized ``patch`` activation stacked K times
+        along the batch axis (copy k is run with mask setting k); the output is the K stacked outputs. ACDC uses this to test many candidate removals in one forward pass.
         """
         self.check(model)
         current: dict[str, Tensor] = {}
