@@ -283,9 +283,9 @@ def test_roc_auc_unequal_class_sizes_and_edge_cases():
     np.testing.assert_allclose(fpr, [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3, 1, 1])
     np.testing.assert_allclose(tpr, [0, 0, 0.5, 1, 1, 1, 1])
     assert roc_auc(torch.ones(4), torch.tensor([True, False, True, False])) == 0.5  # all tied: chance
-    with pytest.raises(ValueError, match=r"pass \(scores, truth\) or sweep"):
+    with pytest.raises(ValueError, match=r"^roc_auc: pass \(scores, truth\) or sweep=\[...\]$"):
         roc_auc(scores)
-    with pytest.raises(ValueError, match=r"pass \(scores, truth\) or sweep"):
+    with pytest.raises(ValueError, match=r"^roc_auc: pass \(scores, truth\) or sweep=\[...\]$"):
         roc_auc(truth=truth)
 
 
@@ -299,3 +299,149 @@ def test_roc_auc_sweep_monotone_envelope():
         0.2 * 0.4 + 0.4 * 0.8 + 0.4 * 0.9)
     assert roc_auc(sweep=[]) == 0.5
     assert math.isfinite(roc_auc(sweep=[{"fpr": 0.0, "tpr": 1.0}])) and roc_auc(sweep=[{"fpr": 0.0, "tpr": 1.0}]) == 1.0
+
+
+# ---- arguments, batching bounds, degenerate graphs ----------------------------------------------------------------
+def test_acdc_sweep_forwards_its_arguments(readout, capsys):
+    m, g, dist = readout
+    shifted = lambda out: dist(out) + 2e-6  # noqa: E731
+    with pytest.raises(ValueError, match=r"clean_tol=1e-06"):  # the default tolerance is acdc's
+        acdc_sweep(m, g, CLEAN, CORRUPT, distance=shifted, thresholds=[0.1], progress=False)
+    rows = acdc_sweep(m, g, CLEAN, CORRUPT, distance=shifted, thresholds=[0.1], progress=False, clean_tol=1e-5)
+    assert rows[0]["n_edges"] == 1
+    with pytest.raises(ValueError, match="max_batch"):
+        acdc_sweep(m, g, CLEAN, CORRUPT, distance=dist, thresholds=[0.1], progress=False, max_batch=0)
+    capsys.readouterr()
+    acdc_sweep(m, g, CLEAN, CORRUPT, distance=dist, thresholds=[0.1, 0.01])  # progress by default: the sweep's bar
+    err = capsys.readouterr().err
+    assert "ACDC sweep" in err and "2/2" in err and "ACDC τ" not in err
+    acdc_sweep(m, g, CLEAN, CORRUPT, distance=dist, thresholds=[0.1], progress=False)
+    assert capsys.readouterr().err == ""
+    # mode reaches acdc: mean ablation of a random MLP
+    mm = RandomMLP(seed=3)
+    x, xc = mm.sample(16, seed=1).double(), mm.sample(16, seed=2).double()
+    with torch.no_grad():
+        d2 = mse_metric(mm(x))
+    row = acdc_sweep(mm, mm.graph(), x, xc, distance=d2, thresholds=[3e-4], mode="mean", progress=False)[0]
+    ref = acdc(mm, mm.graph(), x, xc, distance=d2, threshold=3e-4, mode="mean", progress=False)
+    res = acdc(mm, mm.graph(), x, xc, distance=d2, threshold=3e-4, progress=False)
+    assert (row["n_edges"], row["metric"]) == (int(ref.circuit.keep.sum()), ref.metric) != (
+        int(res.circuit.keep.sum()), res.metric)
+
+
+def test_acdc_progress_is_on_by_default(readout, capsys):
+    m, g, dist = readout
+    acdc(m, g, CLEAN, CORRUPT, distance=dist, threshold=0.1)
+    assert "ACDC τ=0.1" in capsys.readouterr().err
+    acdc(m, g, CLEAN, CORRUPT, distance=dist, threshold=0.1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_acdc_batch_widths_and_row_cap():
+    # 25 edges that do nothing: every test removes its edge; batches of 8, 16, then the last edge
+    zero = Readout([0.0] * 25)
+    x, xc = torch.zeros(1, 25, dtype=torch.float64), torch.ones(1, 25, dtype=torch.float64)
+    d = mse_metric(zero(x).detach())
+    r = acdc(zero, zero.graph(), x, xc, distance=d, threshold=0.1, progress=False)
+    assert (r.n_forward, r.n_model_calls, int(r.circuit.keep.sum())) == (26, 4, 0)
+    # two kept edges first: [K|] [K R|] (the width doubles the correctly predicted run), then 4, 8 and 10 tests
+    two = Readout([1.0, 1.0] + [0.0] * 23)
+    r = acdc(two, two.graph(), x, xc, distance=mse_metric(two(x).detach()), threshold=0.1, progress=False)
+    assert (r.n_forward, r.n_model_calls, r.circuit.edges) == (26, 6, ["in.0->out.0", "in.1->out.0"])
+    r2 = acdc(two, two.graph(), x, xc, distance=mse_metric(two(x).detach()), threshold=0.1, progress=False,
+              max_batch=2)
+    assert (r2.n_forward, r2.n_model_calls, r2.circuit.edges) == (26, 1 + 1 + 1 + 11, r.circuit.edges)
+    # at most 8192 stacked rows: 200 examples -> at most 40 tests per pass (8, 16, 32 -> 40, ...)
+    zero100 = Readout([0.0] * 100)
+    x, xc = torch.zeros(200, 100, dtype=torch.float64), torch.ones(200, 100, dtype=torch.float64)
+    r = acdc(zero100, zero100.graph(), x, xc, distance=mse_metric(zero100(x).detach()), threshold=0.1, progress=False)
+    assert (r.n_forward, r.n_model_calls) == (101, 1 + 5)  # 8 + 16 + 32 + 40 + 4
+    big = torch.zeros(8193, 25, dtype=torch.float64)  # more than 8192 examples: one test per pass
+    r = acdc(zero, zero.graph(), big, big + 1, distance=mse_metric(zero(big).detach()), threshold=0.1, progress=False)
+    assert r.n_model_calls == r.n_forward == 26
+
+
+class TupleReadout(Readout):
+    """Takes its input as a one-element tuple: not a batched tensor, so its edge tests run one per pass."""
+
+    def forward(self, inp):
+        return super().forward(inp[0])
+
+
+class SummedReadout(Readout):
+    """Sums its output over the batch: batched edge tests cannot be split back into candidates."""
+
+    def forward(self, x):
+        return super().forward(x).sum(0, keepdim=True)
+
+
+def test_acdc_inputs_that_cannot_be_stacked():
+    m = TupleReadout(W)
+    with torch.no_grad():
+        y = m((CLEAN,))
+    r = acdc(m, m.graph(), (CLEAN,), (CORRUPT,), distance=mse_metric(y), threshold=0.1, progress=False)
+    assert set(r.circuit.edges) == {"in.2->out.0"} and r.n_model_calls == r.n_forward == 6
+    s = SummedReadout(W)
+    x, xc = CLEAN.repeat(2, 1), CORRUPT.repeat(2, 1)
+    with pytest.raises(ValueError, match=r"^acdc: batched edge tests need a model output stacked along the batch "
+                                         r"axis \(10 rows\), got Tensor; pass max_batch=1$"):
+        acdc(s, s.graph(), x, xc, distance=mse_metric(s(x).detach()), threshold=0.1, progress=False)
+    r = acdc(s, s.graph(), x, xc, distance=mse_metric(s(x).detach()), threshold=0.1, progress=False, max_batch=1)
+    assert r.n_forward == 6
+
+
+def test_acdc_components_without_inputs_or_outputs():
+    # h0.1 has neither inputs nor outputs once zero weights are left out of the graph
+    m = TwoLayer([[1.0, 1.0], [0.0, 0.0]], [[1.0, 0.0]], [[1.0]])
+    g = mlp_graph([("hook_obs", m.mlp[0].linear, "mlp.0.hook_pre"), ("mlp.0.hook_post", m.mlp[1].linear,
+                   "mlp.1.hook_pre"), ("mlp.1.hook_post", m.head, "hook_out")], drop_zero=True, model=m)
+    x, xc = torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)
+    r = acdc(m, g, x, xc, distance=mse_metric(m(x).detach()), threshold=0.01, progress=False)
+    assert set(r.circuit.edges) == {"in.0->h0.0", "in.1->h0.0", "h0.0->h1.0", "h1.0->out.0"} and r.n_forward == 5
+
+
+def test_acdc_progress_counts_untested_edges_once(capsys):
+    m = TwoLayer([[1.0, 1.0], [0.0, 1.0]], [[1.0, 0.05]], [[1.0]])
+    x, xc = torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)
+    acdc(m, m.graph(), x, xc, distance=mse_metric(m(x).detach()), threshold=0.01)
+    err = capsys.readouterr().err
+    assert "7/7" in err and "9/7" not in err
+
+
+def test_acdc_argument_errors_in_full(readout):
+    m, g, dist = readout
+    with pytest.raises(TypeError, match=r"^acdc: distance must be a callable output -> scalar, got float$"):
+        acdc(m, g, CLEAN, CORRUPT, distance=0.0, threshold=0.1)
+    for bad in (-1, "0.1", float("nan")):
+        with pytest.raises(ValueError, match=r"^acdc: clean_tol must be a number >= 0, got"):
+            acdc(m, g, CLEAN, CORRUPT, distance=dist, threshold=0.1, clean_tol=bad)
+    with pytest.raises(ValueError) as err:
+        acdc(m, g, CLEAN, CORRUPT, distance=lambda out: dist(out) + 1.0, threshold=0.1, progress=False)
+    assert str(err.value) == (
+        "acdc: `distance` must be a distance to the clean model's output (0 on the clean model, never negative), "
+        "but it is 1 on the clean model (tolerance clean_tol=1e-06). This looks like a task metric "
+        "(higher = better, e.g. a logit difference), which EAP takes; ACDC would minimise it and keep the edges "
+        "that destroy the behaviour. Pass a distance such as kl_metric(clean_logits) or mse_metric(clean_out), or "
+        "wrap the metric: distance=lambda out: (metric(out) - metric_clean).abs()")
+
+
+def test_rates_and_roc_with_a_single_positive_or_negative():
+    scores = torch.tensor([3.0, 2.0, 1.0])
+    one_true = torch.tensor([False, True, False])
+    fpr, tpr = roc_points(scores, one_true)
+    np.testing.assert_allclose(tpr, [0, 0, 1, 1, 1])
+    np.testing.assert_allclose(fpr, [0, 0.5, 0.5, 1, 1])
+    one_false = torch.tensor([True, False, True])
+    fpr, tpr = roc_points(scores, one_false)
+    np.testing.assert_allclose(fpr, [0, 0, 1, 1, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
+    m = Readout([0.3, 0.0])
+    x, xc = torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)
+    d = mse_metric(m(x).detach())
+    # τ = .01: in.0 (effect .09) kept, in.1 (no effect) removed
+    rows = acdc_sweep(m, m.graph(), x, xc, distance=d, thresholds=[0.01], truth=torch.tensor([True, False]),
+                      progress=False)
+    assert (rows[0]["tpr"], rows[0]["fpr"]) == (1.0, 0.0)
+    rows = acdc_sweep(m, m.graph(), x, xc, distance=d, thresholds=[0.01], truth=torch.tensor([False, True]),
+                      progress=False)
+    assert (rows[0]["tpr"], rows[0]["fpr"]) == (0.0, 1.0)
