@@ -1,4 +1,6 @@
 """Causal scrubbing: the planted (true) hypothesis recovers the loss, a plausible wrong one clearly does not."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from rlinterp.models.planted import PlantedMLP, marker_hypothesis, marker_task, planted_transformer
+from rlinterp.models.planted import HandMLP, PlantedMLP, marker_hypothesis, marker_task, planted_transformer
 from rlinterp.interp.graph import mlp_graph, transformer_graph
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
@@ -106,6 +108,8 @@ def test_scrubbing_draws_from_the_whole_pool():
                     .per_example["scrubbed"])
         agree.append(causal_scrubbing(m, m.graph(), Hypothesis({"in.0": const}), pool, _sq, n_boot=0, seed=seed)
                      .per_example["scrubbed"])
+    # each reference input draws its own resample (not one draw shared by the batch)
+    assert any(len(set(a)) > 1 for a in agree) and any(len(set(f)) > 1 for f in free)
     free, agree = np.concatenate(free), np.concatenate(agree)
     assert set(free) == {0.0, 1.0} and set(agree) == {0.0, 1.0}
     assert 0.15 < free.mean() < 0.55 and 0.15 < agree.mean() < 0.55  # 1 of 3 pool inputs (24 draws each)
@@ -118,9 +122,10 @@ def test_scrubbing_feature_classes_and_reference_inputs():
     target = m(pool).detach()[:, 0]
     loss = lambda out, x: (out[:, 0] - (x @ torch.tensor([1.0, 2.0], dtype=torch.float64))) ** 2  # noqa: E731
     ident = lambda x: x  # noqa: E731
-    # every reference input once (no replacement): the original losses are those of the whole pool
+    # every reference input once (no replacement): the original outputs are those of the whole pool
+    r_sq = causal_scrubbing(m, m.graph(), Hypothesis({}), pool, _sq, n_boot=0)
+    assert np.array_equal(np.sort(r_sq.per_example["orig"]), np.sort(_sq(m(pool), pool).detach().numpy()))
     r = causal_scrubbing(m, m.graph(), Hypothesis({"in.0": ident, "in.1": ident}), pool, loss, n_boot=0)
-    assert np.allclose(np.sort(r.per_example["orig"]), np.sort(loss(m(pool), pool).detach().numpy()))
     assert len(r.per_example["orig"]) == 40 and torch.allclose(target, pool @ torch.tensor([1.0, 2.0], dtype=torch.float64))
     # identity features on distinct inputs: each edge is resampled within its own class {x}, so nothing changes
     assert r.loss_scrubbed == pytest.approx(r.loss_orig, abs=1e-12) and r.recovered == pytest.approx(1.0)
@@ -162,6 +167,42 @@ def test_scrubbing_interval_is_the_central_95_percent_bootstrap():
     assert other.ci != r.ci
     none = causal_scrubbing(m, m.graph(), Hypothesis({"in.0": lambda x: x}), pool, loss, n_boot=0)
     assert np.isnan(none.ci[0]) and np.isnan(none.ci[1]) and np.isfinite(none.recovered)
+    # defaults: seed 0, 1000 bootstrap resamples
+    hyp = Hypothesis({"in.0": lambda x: x})
+    default = causal_scrubbing(m, m.graph(), hyp, pool, loss, n_ref=60)
+    assert default.ci == causal_scrubbing(m, m.graph(), hyp, pool, loss, n_ref=60, n_boot=1000, seed=0).ci
+    # recovered = (L_random − L_scrubbed) / (L_random − L_orig) also when L_orig is not 0
+    off = causal_scrubbing(m, m.graph(), hyp, pool, lambda out, x: loss(out, x) + 1.0, n_ref=60, n_boot=0, seed=3)
+    assert off.loss_orig == pytest.approx(1.0)
+    assert off.recovered == pytest.approx((off.loss_random - off.loss_scrubbed) / (off.loss_random - 1.0))
+    assert off.recovered == pytest.approx(r.recovered)
+
+
+def test_scrubbing_default_edges_through_hidden_layers():
+    # y = relu(x0 + x1) + relu(x1) (two hidden layers); identity features on every component: the hypothesis (all
+    # edges between components with features, and into the output) recomputes every activation on the same input
+    m = HandMLP()
+    W0, W1, Wh = torch.tensor([[1.0, 1.0], [0.0, 1.0]]), torch.eye(2), torch.tensor([[1.0, 1.0]])
+    m._load(W0, torch.zeros(2), W1, torch.zeros(2), Wh, torch.zeros(1), "cpu")
+    pool = torch.randint(0, 4, (64, 2), generator=torch.Generator().manual_seed(0)).float()
+    loss = lambda out, x: (out[:, 0] - torch.relu(x.sum(-1)) - torch.relu(x[:, 1])) ** 2  # noqa: E731
+    ident = lambda x: x  # noqa: E731
+    feats = {c: ident for c in ("in.0", "in.1", "h0.0", "h0.1", "h1.0", "h1.1")}
+    r = causal_scrubbing(m, m.graph(), Hypothesis(feats), pool, loss, n_boot=0, progress=True)
+    assert r.loss_orig == 0.0 and r.loss_scrubbed == 0.0 and r.loss_random > 0.5 and r.recovered == 1.0
+    # without the features of the first layer, its inputs are resampled: part of the loss comes back
+    part = causal_scrubbing(m, m.graph(), Hypothesis({c: ident for c in ("h0.0", "h0.1", "h1.0", "h1.1")}), pool,
+                            loss, n_boot=0)
+    assert 0 < part.loss_scrubbed
+
+
+def test_scrubbing_unknown_edges_message():
+    m = Readout([1.0, 1.0])
+    bad = {f"in.{i}->nowhere" for i in range(7)}
+    with pytest.raises(ValueError) as err:
+        causal_scrubbing(m, m.graph(), Hypothesis({}, bad), torch.zeros(4, 2, dtype=torch.float64), _sq)
+    assert str(err.value) == ("hypothesis names edges not in the graph: ['in.0->nowhere', 'in.1->nowhere', "
+                              "'in.2->nowhere', 'in.3->nowhere', 'in.4->nowhere']; see Graph.names")
 
 
 def test_scrubbing_recovered_is_nan_when_resampling_changes_nothing(capsys):
@@ -169,6 +210,6 @@ def test_scrubbing_recovered_is_nan_when_resampling_changes_nothing(capsys):
     pool = torch.randn(8, 2, dtype=torch.float64)
     r = causal_scrubbing(m, m.graph(), Hypothesis({}), pool, _sq, n_boot=0, progress=True)
     assert np.isnan(r.recovered) and r.loss_random == r.loss_orig == 0.0
-    assert "causal scrubbing (forward passes)" in capsys.readouterr().err
-    causal_scrubbing(m, m.graph(), Hypothesis({}), pool, _sq, n_boot=0, progress=False)
+    assert re.search(r"(^|\r)causal scrubbing \(forward passes\): ", capsys.readouterr().err)
+    causal_scrubbing(m, m.graph(), Hypothesis({}), pool, _sq, n_boot=0)  # no progress bar by default
     assert "causal scrubbing" not in capsys.readouterr().err
