@@ -344,13 +344,20 @@ def test_acdc_batch_widths_and_row_cap():
     d = mse_metric(zero(x).detach())
     r = acdc(zero, zero.graph(), x, xc, distance=d, threshold=0.1, progress=False)
     assert (r.n_forward, r.n_model_calls, int(r.circuit.keep.sum())) == (26, 4, 0)
-    # two kept edges first: [K|] [K R|] (the width doubles the correctly predicted run), then 4, 8 and 10 tests
+    # sources are tested in name order (in.0, in.1, in.10, ..., in.19, in.2, ...); in.0 and in.1 are kept:
+    # [K|] [K R] (the width doubles after a correctly predicted batch), then 4, 8 and 10 tests
     two = Readout([1.0, 1.0] + [0.0] * 23)
     r = acdc(two, two.graph(), x, xc, distance=mse_metric(two(x).detach()), threshold=0.1, progress=False)
     assert (r.n_forward, r.n_model_calls, r.circuit.edges) == (26, 6, ["in.0->out.0", "in.1->out.0"])
     r2 = acdc(two, two.graph(), x, xc, distance=mse_metric(two(x).detach()), threshold=0.1, progress=False,
               max_batch=2)
     assert (r2.n_forward, r2.n_model_calls, r2.circuit.edges) == (26, 1 + 1 + 1 + 11, r.circuit.edges)
+    # a misprediction inside a batch: the next width is twice the run that was predicted correctly
+    # [K|] [K K] [K K R|] (run of 3 -> width 6) [R R R]; with the width not doubled: [R R] [R]
+    five = Readout([1.0] * 5 + [0.0] * 4)
+    x9, xc9 = torch.zeros(1, 9, dtype=torch.float64), torch.ones(1, 9, dtype=torch.float64)
+    r = acdc(five, five.graph(), x9, xc9, distance=mse_metric(five(x9).detach()), threshold=0.1, progress=False)
+    assert (r.n_forward, r.n_model_calls, len(r.circuit.edges)) == (10, 5, 5)
     # at most 8192 stacked rows: 200 examples -> at most 40 tests per pass (8, 16, 32 -> 40, ...)
     zero100 = Readout([0.0] * 100)
     x, xc = torch.zeros(200, 100, dtype=torch.float64), torch.ones(200, 100, dtype=torch.float64)
