@@ -59,7 +59,15 @@ def test_acdc_result_and_drawing():
     m, g, x, xc, truth, _, dist = CASES["attn-2heads"]()
     r = acdc(m, g, x, xc, distance=dist, threshold=1e-3, progress=False)
     assert set(r.circuit.edges) == set(m.planted["true_edges"])
-    assert r.n_forward < len(g) + 1  # disconnected components are pruned without a forward pass
+    # one pass on the unpruned graph + one per tested edge; a destination is tested only while its component still
+    # has an outgoing edge (or is the output): the edges into disconnected components are pruned without a pass
+    kept = set(r.circuit.edges)
+    outputs = {n.component for n in g.output_nodes}
+    alive = {d.name for d in g.dst_nodes
+             if d.component in outputs or any(e.src.component == d.component and e.name in kept for e in g.edges)}
+    assert r.n_forward == 1 + sum(e.dst.name in alive for e in g.edges) < len(g) + 1
+    assert r.n_model_calls < r.n_forward  # the edge tests are batched
+    assert acdc(m, g, x, xc, distance=dist, threshold=1e-3, progress=False, max_batch=1).n_model_calls == r.n_forward
     ax = draw_circuit(g, r.circuit.keep, scores=eap(m, g, x, xc, CASES["attn-2heads"]()[5]))
     assert len(ax.texts) >= 4
     with pytest.raises(ValueError, match="threshold"):

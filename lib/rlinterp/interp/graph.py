@@ -102,6 +102,11 @@ class EdgeGroup:
     destination activation viewed as ``[..., N, D]`` (``dst_unsqueeze`` adds the N=1 axis to a ``[..., D]`` hook).
     kind ``"neuron"``: ``contrib(src_act) -> [..., S, N]`` (source s's contribution to scalar destination n);
     destination activation is ``[..., N]``.
+
+    ``weight`` (kind ``"neuron"`` only, optional): a callable returning the ``[N, S]`` matrix ``W`` when the group is
+    a linear map, ``contrib(a) == a.unsqueeze(-1) * W.T`` with ``a`` the whole ``[..., S]`` source activation.
+    :meth:`patch_delta` then computes ``(a' − a) @ (W.T · (1 − keep))`` without materialising the ``[..., S, N]``
+    contributions (the hot spot of ACDC on a wide MLP). :func:`mlp_graph` sets it.
     """
 
     src_hook: str
@@ -112,22 +117,56 @@ class EdgeGroup:
     kind: str = "resid"
     dst_unsqueeze: bool = False
     present: Tensor | None = None  # bool [S, N]; None = all pairs are edges
+    weight: Callable[[], Tensor] | None = None  # neuron kind: [N, S] matrix W with contrib(a) = a[..., None] * W.T
 
     def __post_init__(self) -> None:
         if self.kind not in ("resid", "neuron"):
             raise ValueError(f"EdgeGroup.kind must be 'resid' or 'neuron', got {self.kind!r}")
+        if self.weight is not None and self.kind != "neuron":
+            raise ValueError("EdgeGroup.weight is only for kind 'neuron' (contrib(a) = a.unsqueeze(-1) * W.T)")
         if self.present is None:
             self.present = torch.ones(len(self.src), len(self.dst), dtype=torch.bool)
 
     def delta(self, z_patch: Tensor, z_cur: Tensor, keep: Tensor, dst_shape: torch.Size) -> Tensor:
-        """Change of the destination activation when edges with ``keep < 1`` carry ``z_patch`` instead of ``z_cur``."""
+        """Change of the destination activation when edges with ``keep < 1`` carry ``z_patch`` instead of ``z_cur``.
+
+        ``keep`` is ``[S, N]``, or ``[K, S, N]`` for K mask settings at once: then the batch axis of ``z_cur`` (and
+        ``dst_shape``) holds K stacked copies of the batch, copy k patched with ``keep[k]``."""
         dz = z_patch - z_cur
-        w = ((1 - keep) * self.present.to(keep.device, keep.dtype)).to(dz.device)  # [S, N]
-        if self.kind == "resid":
-            d = torch.einsum("...sd,sn->...nd", dz, w.to(dz.dtype))
+        w = ((1 - keep) * self.present.to(keep.device, keep.dtype)).to(dz.device, dz.dtype)  # [(K,) S, N]
+        if keep.dim() == 3:
+            K = keep.shape[0]
+            dzk = dz.reshape(K, -1, *dz.shape[1:])  # [K, B, ..., S, D|N]
+            if self.kind == "resid":
+                d = torch.einsum("k...sd,ksn->k...nd", dzk, w)
+                d = d.squeeze(-2) if self.dst_unsqueeze else d
+            else:
+                d = torch.einsum("k...sn,ksn->k...n", dzk, w)
+            d = d.reshape(-1, *d.shape[2:])
+        elif self.kind == "resid":
+            d = torch.einsum("...sd,sn->...nd", dz, w)
             d = d.squeeze(-2) if self.dst_unsqueeze else d
         else:
-            d = torch.einsum("...sn,sn->...n", dz, w.to(dz.dtype))
+            d = torch.einsum("...sn,sn->...n", dz, w)
+        return d.expand(dst_shape) if d.shape != dst_shape else d
+
+    def patch_delta(self, a_patch: Tensor, a_cur: Tensor, keep: Tensor, dst_shape: torch.Size) -> Tensor:
+        """:meth:`delta` from source activations (``a_patch`` instead of ``a_cur`` on the edges with ``keep < 1``).
+
+        With ``weight`` set this is one matrix product per mask setting; otherwise the contributions are computed with
+        ``contrib`` and passed to :meth:`delta`."""
+        if self.weight is None:
+            return self.delta(self.contrib(a_patch), self.contrib(a_cur), keep, dst_shape)
+        W = self.weight().detach()  # [N, S]
+        dz = a_patch - a_cur  # [..., S]
+        w = ((1 - keep) * self.present.to(keep.device, keep.dtype)).to(dz.device, dz.dtype)
+        wt = W.T.to(dz.device, dz.dtype) * w  # [(K,) S, N]
+        if keep.dim() == 3:
+            K = keep.shape[0]
+            d = torch.bmm(dz.reshape(K, -1, dz.shape[-1]), wt)  # [K, B*..., N]
+            d = d.reshape(*dz.shape[:-1], wt.shape[-1])
+        else:
+            d = dz @ wt
         return d.expand(dst_shape) if d.shape != dst_shape else d
 
     def score(self, dz: Tensor, grad: Tensor) -> Tensor:
@@ -245,6 +284,10 @@ class Graph:
         ``patch`` maps source hooks to activations (a corrupted run, a mean, zeros — see
         :func:`rlinterp.interp.patching.ablation_cache`); they broadcast against the clean batch. Masks may require
         grad (gradients w.r.t. masks are edge attributions, auto-circuit style).
+
+        Several mask settings in one pass: masks of shape ``[K, S, N]`` (any of the groups, all with the same K; a
+        ``[S, N]`` mask applies to every copy) with ``x`` and every batch-sized ``patch`` activation stacked K times
+        along the batch axis (copy k is run with mask setting k); the output is the K stacked outputs. ACDC uses this to test many candidate removals in one forward pass.
         """
         self.check(model)
         current: dict[str, Tensor] = {}
@@ -261,7 +304,7 @@ class Graph:
                 g = self.groups[gi]
                 if g.src_hook not in patch:
                     raise ValueError(f"patch has no activation for source hook {g.src_hook!r}")
-                act = act + g.delta(g.contrib(patch[g.src_hook]), g.contrib(current[g.src_hook]), masks[gi], act.shape)
+                act = act + g.patch_delta(patch[g.src_hook], current[g.src_hook], masks[gi], act.shape)
             return act
 
         hooks = [(h, patch_dst) for h in by_dst] + [(h, save) for h in self.src_hooks] + list(fwd_hooks)
@@ -294,7 +337,7 @@ class Graph:
                 g = self.groups[e.group]
                 keep = torch.ones(len(g.src), len(g.dst), dtype=act.dtype, device=act.device)
                 keep[e.s, e.n] = 0
-                act = act + g.delta(g.contrib(values[e]), g.contrib(current[g.src_hook]), keep, act.shape)
+                act = act + g.patch_delta(values[e], current[g.src_hook], keep, act.shape)
             if hook.name == read:
                 out["read"] = act
             return act
@@ -402,7 +445,8 @@ def mlp_graph(
             dst = [Node(f"{names[k + 1]}.{j}", dhook, (j,), k + 1, f"{names[k + 1]}.{j}") for j in range(n_out)]
             contrib = (lambda lin: lambda a: a.unsqueeze(-1) * weight(lin).T)(lin)  # [..., S, N]
             present = (W != 0).T if drop_zero else None
-            groups.append(EdgeGroup(shook, dhook, src, dst, contrib, "neuron", present=present))
+            groups.append(EdgeGroup(shook, dhook, src, dst, contrib, "neuron", present=present,
+                                    weight=(lambda lin: lambda: weight(lin))(lin)))
         else:
             src = [Node(names[k], shook, (), k, names[k])]
             dst = [Node(names[k + 1], dhook, (), k + 1, names[k + 1])]
