@@ -39,12 +39,12 @@ test: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/rli build --profile smoke -j $(JOBS)
 
-## make mutation [MODULE=rlinterp.pipeline.analyses] [TESTS="tests/a.py ..."]: mutation testing with mutmut over
-## pipeline/, envs/, interp/, learners/ (slow: not part of `make test` or CI) or one module (minutes); writes
-## _build/mutation/<target>/report.md (score per module, surviving mutants)
+## make mutation [MODULE=rlinterp.pipeline.analyses] [TESTS="tests/a.py ..."] [SURVIVORS=1]: mutation testing over
+## pipeline/, envs/, interp/, learners/ with mutmut (slow: not part of `make test` or CI) or one module (minutes);
+## SURVIVORS=1 re-tests only the last run's survivors; writes _build/mutation/<target>/report.md (score, survivors)
 mutation: $(STAMP)
 	@$(BIN)/python -c 'import mutmut' 2>/dev/null || $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutation]"
-	PYTHONPATH=$(CURDIR)/lib $(BIN)/python -m rlinterp.pipeline.mutation --jobs $(JOBS) $(if $(MODULE),--module $(MODULE)) $(if $(TESTS),--tests "$(TESTS)")
+	PYTHONPATH=$(CURDIR)/lib $(BIN)/python -m rlinterp.pipeline.mutation --jobs $(JOBS) $(if $(MODULE),--module $(MODULE)) $(if $(TESTS),--tests "$(TESTS)") $(if $(SURVIVORS),--survivors)
 
 render: $(STAMP)
 	$(BIN)/rli render

@@ -12,6 +12,7 @@ uses; by default the tests named after the module) and ``equivalent`` (mutant na
 the original), which are excluded from the score and listed in the report.
 
     python -m rlinterp.pipeline.mutation [--module rlinterp.pipeline.analyses] [--tests "tests/a.py tests/b.py"]
+    python -m rlinterp.pipeline.mutation --survivors --module rlinterp.pipeline.analyses  # after adding tests
     python -m rlinterp.pipeline.mutation --report-only --module rlinterp.pipeline.analyses
 """
 from __future__ import annotations
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tests", default=None, help="test files for this run, space-separated (default: "
                                                   "[tool.rlinterp.mutation.tests], else tests/test_<module>*.py)")
     ap.add_argument("--jobs", type=int, default=2, help="mutants tested in parallel")
+    ap.add_argument("--survivors", action="store_true", help="re-test only the mutants that survived the last run "
+                                                             "(after adding tests; killed mutants stay killed)")
     ap.add_argument("--report-only", action="store_true", help="only write the report of the last run")
     ap.add_argument("--no-diffs", action="store_true", help="list survivors without their diffs")
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[3])
@@ -206,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         print(f"mutmut in {work.relative_to(root)}: mutating {', '.join(only_mutate)}; tests: "
               f"{' '.join(tests) if tests else 'the [tool.mutmut] selection'}", flush=True)
-        rc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=work,
-                            env=env_for(work)).returncode
+        names = sorted(n for n, s in statuses(work).items() if s not in KILLED) if args.survivors else []
+        if args.survivors and not names:
+            print("no surviving mutants to re-test")
+        rc = 0 if args.survivors and not names else subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs), *names], cwd=work,
+            env=env_for(work)).returncode
         if rc != 0:
             print(f"mutmut run failed (exit {rc}); set debug = true under [tool.mutmut] to see pytest's output",
                   file=sys.stderr)
