@@ -503,3 +503,38 @@ def test_batched_step_exact_outcomes_and_checks():
     assert done.tolist() == [True, True] and r.tolist() == [1.0, 1.0] and r.dtype == np.float32
     with pytest.raises(ValueError, match="call reset"):
         env.step(np.array([0, 0]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: CoinPrior(**{"sigma": 0.3, **kw}), lambda **kw: CoinFlipEnv(**kw), lambda **kw: BatchedCoinFlip(**kw)])
+def test_bad_arguments_are_named(make):
+    """Each bad argument is refused with a message that starts with its own name; the smallest valid values work."""
+    args = {"sigma": [-1e-9, float("nan"), float("inf"), "0.3", True]}
+    if make(sigma=0.3).__class__ is CoinPrior:
+        args |= {"max_count": [0, 1.0, True], "grid_size": [15, 16.0]}
+        make(sigma=0.0, max_count=1, grid_size=16)
+    else:
+        args |= {"n_coins": [0, -1, 2.0, True, "3"], "n_flips": [0, 1.5, False]}
+        if make(sigma=0.3).__class__ is BatchedCoinFlip:
+            args |= {"num_games": [0, 2.0, True]}
+            make(n_coins=1, n_flips=1, sigma=0.0, num_games=1)
+        else:
+            make(n_coins=1, n_flips=1, sigma=0.0)
+    for name, values in args.items():
+        for bad in values:
+            with pytest.raises(ValueError, match=f"^{name} must be "):
+                make(**{name: bad})
+    with pytest.raises(ValueError, match="^n must be an integer"):
+        CoinPrior(0.3).expected_max(0)
+
+
+def test_env_spaces_and_state_before_play():
+    env = CoinFlipEnv(n_coins=3, n_flips=4, sigma=0.2)
+    assert env.action_space == gym.spaces.Discrete(3)
+    assert env.observation_space == gym.spaces.Box(0.0, 1.0, shape=(7,), dtype=np.float32)
+    assert (env.n_coins, env.n_flips, env.sigma, env.prior.sigma, env.prior.max_count) == (3, 4, 0.2, 0.2, 4)
+    assert env.render_mode is None and env.metadata["render_modes"] == ["ansi"]
+    benv = BatchedCoinFlip(3, 4, 0.2, num_games=5)
+    assert (benv.n_coins, benv.n_flips, benv.sigma, benv.num_games) == (3, 4, 0.2, 5)
+    assert benv.prior.sigma == 0.2 and benv.prior.max_count == 4
+    assert benv.obs().shape == (5, 7) and benv.state()[0].shape == (5, 3, 2) and benv.state()[0].dtype == np.int64
