@@ -271,7 +271,7 @@ def test_prior_cdf_at_the_boundaries():
     assert degenerate.atom == 0.0
 
 
-@pytest.mark.parametrize("h, t", [(0, 0), (3, 1), (0, 5), (5, 0), (2, 2), (0, 10), (7, 3)])
+@pytest.mark.parametrize("h, t", [(0, 0), (3, 1), (0, 5), (5, 0), (2, 2), (0, 10), (7, 3), (10, 0), (9, 1)])
 def test_posterior_quantiles_match_the_exact_posterior(h, t):
     sigma = 0.3
     prior = CoinPrior(sigma, max_count=10, grid_size=2048)
@@ -353,7 +353,7 @@ def test_expected_max_matches_an_independent_integral(sigma):
     x = np.linspace(0, 1, 2_000_001)
     for n in [2, 5]:
         F = norm.cdf((x - 0.5) / sigma)  # P(p <= x) on [0, 1) (the jump at 1 has no width)
-        assert prior.expected_max(n) == pytest.approx(np.trapezoid(1 - F**n, x), abs=1e-9)
+        assert prior.expected_max(n) == pytest.approx(np.trapezoid(1 - F**n, x), abs=1e-11)
     assert prior.expected_max(5) > prior.expected_max(2)
     for bad in [0, True, 2.0]:
         with pytest.raises(ValueError):
@@ -541,3 +541,33 @@ def test_env_spaces_and_state_before_play():
     assert (benv.n_coins, benv.n_flips, benv.sigma, benv.num_games) == (3, 4, 0.2, 5)
     assert benv.prior.sigma == 0.2 and benv.prior.max_count == 4
     assert benv.obs().shape == (5, 7) and benv.state()[0].shape == (5, 3, 2) and benv.state()[0].dtype == np.int64
+
+
+def test_counts_given_as_floats_work_like_integers():
+    """Counts decoded from an observation (obs * n_flips) are floats; every posterior summary takes them."""
+    prior = CoinPrior(0.3, max_count=8)
+    h, t = np.array([0, 3, 5]), np.array([2, 1, 3])
+    hf, tf = h.astype(float), t.astype(float)
+    np.testing.assert_array_equal(prior.predictive(hf, tf), prior.predictive(h, t))
+    np.testing.assert_array_equal(prior.posterior_std(hf, tf), prior.posterior_std(h, t))
+    np.testing.assert_array_equal(prior.posterior_quantile(hf, tf, 0.3), prior.posterior_quantile(h, t, 0.3))
+    rng = np.random.default_rng
+    np.testing.assert_array_equal(prior.sample_posterior(hf, tf, rng(1)), prior.sample_posterior(h, t, rng(1)))
+
+
+def test_documented_defaults_and_state_before_reset():
+    env = CoinFlipEnv(render_mode="ansi")
+    assert (env.n_coins, env.n_flips, env.sigma) == (5, 20, 0.3)
+    assert env.render() == "flips left: 20   heads so far: 0\n coin | heads | tails | post. mean | post. sd\n" + "".join(
+        f" {i:>4} |     0 |     0 | {0.5:>10.3f} | {env.prior.posterior_std(0, 0):>8.3f}\n" for i in range(5))
+    prior = CoinPrior(0.3)
+    assert (prior.max_count, prior.grid_size) == (64, 4096)
+    benv = BatchedCoinFlip()
+    assert (benv.n_coins, benv.n_flips, benv.sigma, benv.num_games) == (5, 20, 0.3, 1024)
+    np.testing.assert_array_equal(benv.obs(), np.zeros((1024, 11), np.float32))  # not started: nothing flipped, 0 left
+    assert benv.counts.dtype == np.int64 and benv.flips_left.dtype == np.int64
+    benv.reset()
+    seeded = BatchedCoinFlip(seed=0)
+    seeded.reset()
+    np.testing.assert_array_equal(benv.u, seeded.u)  # the default seed is 0
+    assert benv.flips_left.dtype == np.int64 and np.all(benv.flips_left == 20)
