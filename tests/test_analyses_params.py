@@ -370,3 +370,17 @@ def test_load_notebook_is_a_python3_notebook(tmp_path):
     assert nb.metadata["kernelspec"] == an.KERNELSPEC and nb.metadata["kernelspec"] is not an.KERNELSPEC
     assert nb.metadata["language_info"] == {"name": "python"} and "jupytext" not in nb.metadata
     assert [c.cell_type for c in nb.cells] == ["code", "code"] and nb.cells[0].metadata["tags"] == ["parameters"]
+
+
+def test_cast_defaults_to_command_line_text():
+    """``cast(param, value)`` without an origin reads command-line text and says so in its errors."""
+    p = Param("n", "int", 1, "h", Range(1, INF, True, False))
+    assert an.cast(p, "12") == 12 and an.cast(Param("b", "bool", False, "h"), "yes") is True
+    with pytest.raises(ParameterError, match=r"parameter n = 0 \(-p\) is out of range"):
+        an.cast(p, "0")
+
+
+def test_discover_only_takes_notebook_chapters_under_paper(tmp_path):
+    quarto = QUARTO + "        - paper/s/notes.qmd\n        - other/s/01_a.ipynb\n"
+    make_project(tmp_path, "n: int = 1  # h", quarto=quarto)
+    assert [a.name for a in an.discover(tmp_path, strict=True)] == ["s/01_a"]
