@@ -571,3 +571,19 @@ def test_documented_defaults_and_state_before_reset():
     seeded.reset()
     np.testing.assert_array_equal(benv.u, seeded.u)  # the default seed is 0
     assert benv.flips_left.dtype == np.int64 and np.all(benv.flips_left == 20)
+
+
+def test_canonicalize_shapes():
+    with pytest.raises(ValueError, match=r"counts must have shape \(B, n, 2\), got \(2, 3, 3\)"):
+        canonicalize(np.zeros((2, 3, 3), int))
+    sorted_counts, perm = canonicalize(np.zeros((0, 3, 2), int))  # an empty batch
+    assert sorted_counts.shape == (0, 3, 2) and perm.shape == (0, 3)
+
+
+def test_wide_prior_quantiles_and_samples():
+    """sigma = 1 (a wide prior, large atoms) goes through the same quantile table and sampler as any sigma > 0."""
+    prior = CoinPrior(1.0, max_count=2, grid_size=2048)
+    q = np.array([0.35, 0.5, 0.6])
+    np.testing.assert_allclose(prior.posterior_quantile(0, 0, q), 0.5 + norm.ppf(q), rtol=0, atol=TOL)
+    p = prior.sample(np.random.default_rng(0), 10_000)
+    assert (p == 0).mean() == pytest.approx(prior.atom, abs=0.015) and 0.45 < p.mean() < 0.55
