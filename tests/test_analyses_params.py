@@ -242,6 +242,9 @@ def test_parse_overrides_needs_name_equals_value():
     ("k: int = True  # h", "the default of 'k' is invalid: parameter k is an int; got True (bool"),
     ("k: float = float('nan')  # h", "the default of 'k' is invalid"),
     ("k: list[float] = 0.5  # h", "the default of 'k' is invalid"),
+    ('k: int = "3"  # h', "the default of 'k' is invalid: parameter k is an int; got '3' (str"),  # typed, not text
+    ('k: bool = "yes"  # h', "the default of 'k' is invalid: parameter k is a bool; got 'yes' (str"),
+    ("k = j = 1  # two targets", "papermill cannot parse parameter line 2 (k)"),
 ])
 def test_bad_declarations(tmp_path, line, message):
     a = make_project(tmp_path, f"n: int = 1  # fine\n{line}")
@@ -384,3 +387,13 @@ def test_discover_only_takes_notebook_chapters_under_paper(tmp_path):
     quarto = QUARTO + "        - paper/s/notes.qmd\n        - other/s/01_a.ipynb\n"
     make_project(tmp_path, "n: int = 1  # h", quarto=quarto)
     assert [a.name for a in an.discover(tmp_path, strict=True)] == ["s/01_a"]
+
+
+def test_statements_other_than_assignments_are_left_alone(tmp_path):
+    a = make_project(tmp_path, "import math\nn: int = 1  # h")
+    assert list(an.parameters(a)) == ["n"]
+
+
+def test_quarto_config_without_a_project_table(tmp_path):
+    (tmp_path / "_quarto.yml").write_text("book:\n  chapters:\n    - paper/s/01_a.ipynb\n")
+    assert an.quarto_config(tmp_path) == {"book": {"chapters": ["paper/s/01_a.ipynb"]}}
