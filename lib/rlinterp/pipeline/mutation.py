@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         print(f"mutmut in {work.relative_to(root)}: mutating {', '.join(only_mutate)}; tests: "
               f"{' '.join(tests) if tests else 'the [tool.mutmut] selection'}", flush=True)
-        names = sorted(n for n, s in statuses(work).items() if s not in KILLED) if args.survivors else []
+        equivalent = pyproject(root).get("tool", {}).get("rlinterp", {}).get("mutation", {}).get("equivalent", {})
+        names = sorted(n for n, s in statuses(work).items() if s not in KILLED and n not in equivalent) \
+            if args.survivors else []
         if args.survivors and not names:
             print("no surviving mutants to re-test")
         rc = 0 if args.survivors and not names else subprocess.run(
