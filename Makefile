@@ -9,7 +9,7 @@ JOBS   ?= 2
 TORCH  ?=
 TORCH_INDEX_cpu := --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
 
-.PHONY: paper test smoke render venv clean
+.PHONY: paper test smoke render venv clean mutation
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "rlinterp needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -38,6 +38,13 @@ test: $(STAMP)
 ## make smoke: the whole book with tiny sizes (what CI builds), under _build/smoke/
 smoke: $(STAMP)
 	$(BIN)/rli build --profile smoke -j $(JOBS)
+
+## make mutation [MODULE=rlinterp.pipeline.analyses] [TESTS="tests/a.py ..."] [SURVIVORS=1]: mutation testing over
+## pipeline/, envs/, interp/, learners/ with mutmut (slow: not part of `make test` or CI) or one module (minutes);
+## SURVIVORS=1 re-tests only the last run's survivors; writes _build/mutation/<target>/report.md (score, survivors)
+mutation: $(STAMP)
+	@$(BIN)/python -c 'import mutmut' 2>/dev/null || $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutation]"
+	PYTHONPATH=$(CURDIR)/lib $(BIN)/python -m rlinterp.pipeline.mutation --jobs $(JOBS) $(if $(MODULE),--module $(MODULE)) $(if $(TESTS),--tests "$(TESTS)") $(if $(SURVIVORS),--survivors)
 
 render: $(STAMP)
 	$(BIN)/rli render

@@ -23,7 +23,11 @@ def test_check_env_and_registration():
         warnings.simplefilter("ignore")
         check_env(gym.make("rlinterp/DarkRoom-v0").unwrapped)
         check_env(dr.DarkRoomEnv(goal=(1, 7)))
-    dr.register_envs()  # idempotent
+    spec = gym.spec("rlinterp/DarkRoom-v0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # re-registering would warn ("Overriding environment")
+        dr.register_envs()  # idempotent: the registered spec is kept
+    assert gym.spec("rlinterp/DarkRoom-v0") is spec
 
 
 @pytest.mark.parametrize("goal", [(4, 4), (0, 0), (8, 3), (5, 4)])

@@ -459,3 +459,52 @@ def test_book_without_root_home_page_is_refused_for_rendering_but_lists_its_anal
     with pytest.raises(ValueError, match="home page as index.qmd"):
         an.quarto_config(project)
     assert [a.name for a in an.discover(project)] == ["demo/01_x"]
+
+
+# ----------------------------------------------------------------------------------------------- mutation target
+def test_mutation_target_resolves_prepares_and_scores(tmp_path, monkeypatch):
+    """`make mutation MODULE=...`: the module's file, its own work folder and config, and the score per module."""
+    import tomllib
+
+    from rlinterp import ROOT
+    from rlinterp.pipeline import mutation as mt
+
+    assert mt.resolve("rlinterp.pipeline.analyses", ROOT) == ("rlinterp.pipeline.analyses",
+                                                             ["src/rlinterp/pipeline/analyses.py"])
+    assert mt.resolve("lib/rlinterp/envs/coinflip.py", ROOT) == ("rlinterp.envs.coinflip",
+                                                                ["src/rlinterp/envs/coinflip.py"])
+    assert mt.resolve("rlinterp.interp", ROOT) == ("rlinterp.interp", ["src/rlinterp/interp/*"])
+    slug, scope = mt.resolve(None, ROOT)
+    assert slug == "all" and "src/rlinterp/learners/*" in scope
+    with pytest.raises(SystemExit, match="no lib/rlinterp/nope.py|no lib/rlinterp/nope"):
+        mt.resolve("rlinterp.nope", ROOT)
+    assert mt.related_tests("rlinterp.envs.coinflip", ROOT) == ["tests/test_coinflip_env.py"]
+
+    root = tmp_path / "repo"
+    (root / "lib/rlinterp").mkdir(parents=True)
+    (root / "tests").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    work = mt.prepare(root, "rlinterp.x", ["src/rlinterp/x.py"], ["tests/test_x.py::test_a"])
+    assert work == root / "_build/mutation/rlinterp.x"
+    assert (work / "src").resolve() == (root / "lib").resolve() and (work / "tests").resolve() == root / "tests"
+    assert (work / "mutants/src").is_dir() and not (work / "_build").exists()
+    cfg = tomllib.loads((work / "pyproject.toml").read_text())["tool"]
+    main = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    assert cfg["mutmut"] == dict(main["mutmut"], only_mutate=["src/rlinterp/x.py"],
+                                 pytest_add_cli_args_test_selection=["tests/test_x.py::test_a"])
+    assert cfg["pytest"] == main["pytest"]
+
+    found = {"rlinterp.a.x_f__mutmut_1": "killed", "rlinterp.a.x_f__mutmut_2": "survived",
+             "rlinterp.a.xǁCǁm__mutmut_1": "timeout", "rlinterp.a.x_g__mutmut_1": "no tests",
+             "rlinterp.b.x_h__mutmut_1": "killed", "rlinterp.b.x_h__mutmut_2": "survived",
+             "rlinterp.b.x_h__mutmut_3": "not checked"}
+    monkeypatch.setattr(mt, "statuses", lambda w: found)
+    monkeypatch.setattr(mt, "pyproject", lambda r: {"tool": {"rlinterp": {"mutation": {"equivalent": {
+        "rlinterp.b.x_h__mutmut_2": "same result"}}}}})
+    text = mt.report(root, work, "all", with_diffs=False)
+    assert "| rlinterp.a | 2 | 1 | 1 | 0 | 0 | 50% |" in text
+    assert "| rlinterp.b | 1 | 0 | 0 | 1 | 1 | 100% |" in text
+    assert "| **all** | 3 | 1 | 1 | 1 | 1 | 60% |" in text
+    assert "- `rlinterp.b.x_h__mutmut_2`: same result" in text
+    assert "### `rlinterp.a.x_f__mutmut_2` (survived)" in text and "### `rlinterp.a.x_g__mutmut_1` (no tests)" in text
+    assert "x_h__mutmut_3`" not in text and "x_f__mutmut_1`" not in text

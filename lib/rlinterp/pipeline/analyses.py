@@ -246,7 +246,11 @@ def _constraints(text: str, typ: str, where: str) -> tuple[str, Range | None, tu
         if elem is bool:
             raise ParameterError(f"{where}: a bool needs no [choices: ...]")
         probe = Param("choice", typ.removeprefix("list[").rstrip("]"), None, "")
-        choices = tuple(_scalar(probe, v.strip(), "[choices]", True) for v in m.group(1).split(",") if v.strip())
+        try:
+            choices = tuple(_scalar(probe, v.strip(), "[choices]", True) for v in m.group(1).split(",") if v.strip())
+        except ParameterError as e:  # name the file and the parameter, not the probe
+            raise ParameterError(f"{where}: bad {m.group(0)}: {str(e).replace('parameter choice ', 'a value ')}") \
+                from None
         if not choices:
             raise ParameterError(f"{where}: [choices: ...] lists no value")
         text = text[:m.start()] + text[m.end():]
