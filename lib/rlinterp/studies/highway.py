@@ -9,7 +9,9 @@ The environment is :mod:`rlinterp.envs.highway`, the networks :mod:`rlinterp.mod
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -21,9 +23,10 @@ from torch import Tensor
 from tqdm import tqdm
 from transformer_lens import HookedRootModule
 
-from rlinterp.envs.highway import ACTIONS, has_arrived, make_env, obs_positions
+from rlinterp.envs.highway import ACTIONS, env_config, has_arrived, make_env, obs_positions
 from rlinterp.models.ego_attention import N_FEATURES, N_VEHICLES, EgoAttentionNetwork
 from rlinterp.models.layers import MLP
+from rlinterp.seeds import split as _seed_split
 from rlinterp.stats import mean_interval
 from rlinterp.validation import check_int
 from rlinterp.studies.highway_plots import world_to_pixel
@@ -32,11 +35,14 @@ from rlinterp.studies.highway_plots import world_to_pixel
 # Policies, episodes, evaluation
 # --------------------------------------------------------------------------------------------------------------------
 Policy = Callable[[np.ndarray], int]
+_SPLIT = _seed_split("highway")
 
 
-#: Evaluation seeds start here; training seeds its environments with ``seed * 1000 + worker`` (< 10**6 for the seeds
-#: we use), so evaluation episodes are fresh traffic scenes the agents never trained on.
-EVAL_SEED = 1_000_000
+#: The first validation seed (choosing: checkpoints, the episode a figure shows, the analysis episodes of chapters 2-4)
+#: and the first test seed (the reported evaluation) of :func:`rlinterp.seeds.split` ``("highway")``. Training seeds
+#: its environments with ``seed * 1000 + worker`` (< 10**6), so both are fresh traffic scenes.
+VALIDATION_SEED = _SPLIT.validation.start
+TEST_SEED = _SPLIT.test.start
 
 
 def constant_policy(action: int) -> Policy:
@@ -46,20 +52,38 @@ def constant_policy(action: int) -> Policy:
     return lambda obs: action
 
 
-def random_policy(seed: int = 0) -> Policy:
-    """Uniformly random actions from its own seeded generator."""
-    rng = np.random.default_rng(seed)
-    return lambda obs: int(rng.integers(len(ACTIONS)))
+class RandomPolicy:
+    """Uniformly random actions. :func:`run_episode` calls ``reset(env_seed)`` at the start of every episode, which
+    reseeds the generator from ``(seed, env_seed)``: an episode's actions depend on its scene only, not on which
+    episodes ran before it (so evaluations can be split across processes and stay identical)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = check_int("seed", seed, 0)
+        self.rng = np.random.default_rng(self.seed)
+
+    def reset(self, env_seed: int) -> None:
+        self.rng = np.random.default_rng([self.seed, check_int("env_seed", env_seed, 0)])
+
+    def __call__(self, obs: np.ndarray) -> int:
+        return int(self.rng.integers(len(ACTIONS)))
+
+
+def random_policy(seed: int = 0) -> RandomPolicy:
+    """Uniformly random actions, reseeded per episode from ``(seed, env seed)`` (:class:`RandomPolicy`)."""
+    return RandomPolicy(seed)
 
 
 def run_episode(env: gym.Env, policy: Policy, seed: int, render: bool = False, max_steps: int | None = None,
                 callback: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
     """One episode from ``env.reset(seed=seed)``; returns its return, length, outcome and (optionally) frames.
 
+    A policy with a ``reset(seed)`` method (:class:`RandomPolicy`) is reset with the episode's seed first.
     ``callback(obs)`` is called before every action and its results are collected in ``"extras"`` (e.g. Q-values
     and attention for the figures). ``frames`` holds ``len + 1`` frames (the initial scene and one per step) and
     ``pixels`` the pixel coordinates of the observed vehicles in each frame.
     """
+    if hasattr(policy, "reset"):
+        policy.reset(seed)
     obs, _ = env.reset(seed=seed)
     ret, steps, speeds, crashed = 0.0, 0, [], False
     out: dict[str, list] = {"obs": [], "actions": [], "rewards": [], "frames": [], "pixels": [], "extras": []}
@@ -92,27 +116,114 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, render: bool = False, m
                 mean_speed=float(np.mean(speeds)), truncated=bool(truncated))
 
 
-def evaluate(policy: Policy, n_episodes: int = 100, seed: int = EVAL_SEED, progress: bool = True,
-             desc: str = "evaluate", **overrides: Any) -> dict[str, Any]:
-    """Run ``policy`` on ``n_episodes`` fresh scenes (env seeds ``seed, seed+1, ...``) and summarise.
+#: The per-episode fields :func:`evaluate` keeps (lists over the seeds, in seed order).
+EPISODE_FIELDS = ("returns", "arrived", "crashed", "lengths", "speeds")
 
-    Returns mean return with its 95% CI (Student t), success (arrival) and collision rates, mean episode length,
-    mean ego speed (m/s, averaged over steps then episodes) and the per-episode returns.
-    """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    env = make_env(seed, **overrides)
-    eps = [run_episode(env, policy, seed + i) for i in tqdm(range(n_episodes), desc=desc, disable=not progress)]
+_JOB: dict[str, Any] = {}  # the policies and env overrides of the evaluation in progress (inherited by forked workers)
+
+
+def _run_chunk(task: tuple[str, list[int]]) -> tuple[str, list[tuple]]:
+    """Episodes of policy ``name`` on ``seeds`` (one worker's share): (return, arrived, crashed, length, speed)."""
+    name, seeds = task
+    policy, overrides = _JOB["policies"][name], _JOB["overrides"]
+    env = make_env(seeds[0], **overrides)
+    rows = []
+    for s in seeds:
+        e = run_episode(env, policy, s)
+        rows.append((e["ret"], e["arrived"], e["crashed"], e["length"], e["mean_speed"]))
     env.close()
-    returns = [e["ret"] for e in eps]
-    ci = mean_interval(returns, method="t")
-    mean, half = ci.mean, ci.half
-    return dict(n_episodes=n_episodes, seed=seed, mean_return=mean, ci95=half,
-                success_rate=float(np.mean([e["arrived"] for e in eps])),
-                collision_rate=float(np.mean([e["crashed"] for e in eps])),
-                mean_length=float(np.mean([e["length"] for e in eps])),
-                mean_speed=float(np.mean([e["mean_speed"] for e in eps])),
-                returns=[round(r, 4) for r in returns])
+    return name, rows
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def evaluate_policies(policies: dict[str, Policy], seeds: Any, workers: int = 1, progress: bool = True,
+                      chunk: int = 10, cache_dir: str | Path | None = None,
+                      **overrides: Any) -> dict[str, dict[str, Any]]:
+    """Every policy of ``policies`` (name -> policy) on the same scenes ``seeds`` (env seeds; paired), summarised
+    per policy as :func:`evaluate` does.
+
+    Every episode is a function of its seed and policy alone (``env.reset(seed=...)``, :class:`RandomPolicy`
+    reseeds per episode), so ``workers > 1`` (forked processes, ``chunk`` seeds per task) gives the same numbers as
+    one process, only sooner on a machine with free cores. With ``cache_dir`` every finished task (one policy on
+    ``chunk`` seeds) is written there as ``<policy>_<first seed>_<n>.json`` and read back instead of run again, so
+    an interrupted long evaluation resumes; the caller must key ``cache_dir`` by everything that identifies the
+    policies (checkpoint hashes, the random policy's seed) and the environment overrides.
+    """
+    seeds = [check_int("seed", int(s), 0) for s in np.asarray(seeds).ravel()]
+    if not seeds:
+        raise ValueError("evaluate_policies needs at least one seed")
+    if not policies:
+        raise ValueError("evaluate_policies needs at least one policy")
+    workers, chunk = check_int("workers", workers, 1), check_int("chunk", chunk, 1)
+    env_config(**overrides)  # unknown keys fail here, before any episode runs
+    # chunk-major order: an interrupted (cached) run holds every policy on the same first seeds
+    tasks = [(name, seeds[i:i + chunk]) for i in range(0, len(seeds), chunk) for name in policies]
+    rows: dict[str, dict[int, list[tuple]]] = {name: {} for name in policies}
+    bar = tqdm(total=len(seeds) * len(policies), desc="evaluate", disable=not progress)
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+
+        def cached(task):
+            return cache_dir / f"{task[0].replace(' ', '_')}_{task[1][0]}_{len(task[1])}.json"
+
+        for task in tasks:
+            if cached(task).exists():
+                rows[task[0]][task[1][0]] = [tuple(r) for r in json.loads(cached(task).read_text())]
+                bar.update(len(task[1]))
+        tasks = [t for t in tasks if t[1][0] not in rows[t[0]]]
+    _JOB.update(policies=policies, overrides=overrides)
+    try:
+        if workers == 1:
+            results = map(_run_chunk, tasks)
+            pool = None
+        else:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(min(workers, len(tasks)), initializer=_worker_init)
+            results = pool.imap(_run_chunk, tasks)
+        for task, (_, r) in zip(tasks, results):
+            rows[task[0]][task[1][0]] = r
+            if cache_dir is not None:
+                cached(task).write_text(json.dumps(r))
+            bar.update(len(r))
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        _JOB.clear()
+        bar.close()
+    return {name: _summary([row for first in sorted(rows[name]) for row in rows[name][first]], seeds)
+            for name in policies}
+
+
+def _summary(rows: list[tuple], seeds: list[int]) -> dict[str, Any]:
+    ret, arr, cra, length, speed = (list(c) for c in zip(*rows))
+    ci = mean_interval(ret, method="t")
+    return dict(n_episodes=len(seeds), seed=seeds[0], mean_return=ci.mean, ci95=ci.half, lo=ci.lo, hi=ci.hi,
+                success_rate=float(np.mean(arr)), collision_rate=float(np.mean(cra)),
+                mean_length=float(np.mean(length)), mean_speed=float(np.mean(speed)),
+                returns=[round(float(r), 6) for r in ret], arrived=[bool(a) for a in arr],
+                crashed=[bool(c) for c in cra], lengths=[int(n) for n in length],
+                speeds=[round(float(v), 4) for v in speed])
+
+
+def evaluate(policy: Policy, n_episodes: int = 100, seed: int = TEST_SEED, progress: bool = True,
+             desc: str = "evaluate", workers: int = 1, **overrides: Any) -> dict[str, Any]:
+    """Run ``policy`` on ``n_episodes`` fresh scenes (env seeds ``seed, seed+1, ...``; default: the first test
+    seeds) and summarise.
+
+    Returns mean return with its 95% CI (Student t: ``ci95`` half-width, ``lo``, ``hi``), success (arrival) and
+    collision rates, mean episode length, mean ego speed (m/s, averaged over steps then episodes) and the per-episode
+    ``returns``, ``arrived``, ``crashed``, ``lengths``, ``speeds`` (in seed order, for paired comparisons).
+    """
+    n_episodes = check_int("n_episodes", n_episodes, 1)
+    seed = check_int("seed", seed, 0)
+    return evaluate_policies({desc: policy}, np.arange(seed, seed + n_episodes), workers=workers,
+                             progress=progress, **overrides)[desc]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -131,7 +242,7 @@ def q_and_attention(model: HookedRootModule, device: str = "cpu"):
     return fn
 
 
-def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = EVAL_SEED, device: str = "cpu",
+def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = VALIDATION_SEED, device: str = "cpu",
                      progress: bool = True) -> dict[str, Any]:
     """Greedy episodes of ``model`` on ``intersection-v0`` (env seeds ``seed, seed+1, ...``), stacked.
 
