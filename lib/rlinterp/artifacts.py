@@ -580,6 +580,15 @@ def load_highway_eval(paths: list[Path], device: str = "cpu", data_dir: Path | N
     if stored.get("checkpoints") != now:
         raise DataError(f"data/highway/eval.json was computed with other checkpoints than the shipped "
                         f"data/highway/*.pt; rebuild it with `{get('highway/eval').command}`")
+    from rlinterp.studies.highway import EPISODE_FIELDS
+
+    c = get("highway/eval").config
+    if (stored.get("split"), stored.get("n_episodes")) != (c.split, c.n_episodes) or any(
+            len(r.get(f, ())) != c.n_episodes for r in stored["results"].values() for f in EPISODE_FIELDS):
+        raise DataError(f"data/highway/eval.json is not the declared evaluation ({c.n_episodes} {c.split} scenes "
+                        f"per policy with per-episode outcomes; it has {stored.get('n_episodes')} "
+                        f"{stored.get('split', 'old-protocol')} scenes); rebuild it with "
+                        f"`{get('highway/eval').command}`")
     return stored
 
 

@@ -27,8 +27,8 @@ from rlinterp.envs.highway import ACTIONS, env_config, has_arrived, make_env, ob
 from rlinterp.models.ego_attention import N_FEATURES, N_VEHICLES, EgoAttentionNetwork
 from rlinterp.models.layers import MLP
 from rlinterp.seeds import split as _seed_split
-from rlinterp.stats import mean_interval
-from rlinterp.validation import check_int
+from rlinterp.stats import Interval, mean_interval, paired_difference, wilson
+from rlinterp.validation import check_float, check_int
 from rlinterp.studies.highway_plots import world_to_pixel
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -224,6 +224,89 @@ def evaluate(policy: Policy, n_episodes: int = 100, seed: int = TEST_SEED, progr
     seed = check_int("seed", seed, 0)
     return evaluate_policies({desc: policy}, np.arange(seed, seed + n_episodes), workers=workers,
                              progress=progress, **overrides)[desc]
+
+
+#: The targets of the highway study (issue 12): the paper's ego-attention return (6.2 to 6.4 after 4000 episodes) and
+#: a margin over the fully-connected baseline, paired on the same scenes.
+TARGET_RETURN = 6.4
+TARGET_MARGIN = 1.5
+
+
+def verdict(interval: Interval, threshold: float) -> str:
+    """A threshold target ``value >= threshold`` judged on a 95% interval, not on the point estimate: "met" when
+    the whole interval lies at or above ``threshold``, "not met" when it lies below, "undecided" when it straddles."""
+    threshold = check_float("threshold", threshold)
+    if not isinstance(interval, Interval) or not np.isfinite([interval.lo, interval.hi]).all():
+        raise ValueError(f"verdict needs an Interval with finite bounds, got {interval!r}")
+    if interval.lo >= threshold:
+        return "met"
+    return "not met" if interval.hi < threshold else "undecided"
+
+
+def eval_summary(stored: dict[str, Any], agent: str = "Ego-attention DQN",
+                 baseline: str = "MLP DQN") -> dict[str, Any]:
+    """Intervals and target verdicts of a stored evaluation (``artifacts.load("highway/eval")`` or
+    ``artifacts.build("highway/eval", ...)``): every policy's mean return (Student t), arrival and collision rates
+    (Wilson), the paired difference ``agent - baseline`` of the returns (Student t over the shared scenes) and the
+    verdicts of ``agent >= TARGET_RETURN`` and ``agent - baseline >= TARGET_MARGIN`` on those intervals.
+
+    Returns ``{"rows": [one dict per policy], "return": {policy: Interval}, "success": ..., "collision": ...,
+    "margin": Interval, "targets": {"return": verdict, "margin": verdict}, "n": episodes per policy}``."""
+    results = stored["results"]
+    for name in (agent, baseline):
+        if name not in results:
+            raise ValueError(f"eval_summary: no policy {name!r} in the evaluation; it has {', '.join(results)}")
+    lengths = {len(r["returns"]) for r in results.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"eval_summary: the policies were not evaluated on the same scenes (episodes {lengths})")
+    n = lengths.pop()
+    ret = {k: mean_interval(r["returns"], method="t") for k, r in results.items()}
+    succ = {k: wilson(r["success_rate"], n) for k, r in results.items()}
+    coll = {k: wilson(r["collision_rate"], n) for k, r in results.items()}
+    margin = paired_difference(results[agent]["returns"], results[baseline]["returns"], method="t") if n > 1 \
+        else Interval(ret[agent].mean - ret[baseline].mean, float("nan"), float("nan"))
+    targets = {"return": verdict(ret[agent], TARGET_RETURN) if n > 1 else "undecided",
+               "margin": verdict(margin, TARGET_MARGIN) if n > 1 else "undecided"}
+    rows = [{"policy": k, "return": ret[k].mean, "95% CI": ci_text(ret[k]), "success": succ[k].mean,
+             "success 95% CI": ci_text(succ[k], "{:.0%}"), "collision": coll[k].mean,
+             "collision 95% CI": ci_text(coll[k], "{:.0%}"), "length": r["mean_length"], "speed": r["mean_speed"]}
+            for k, r in results.items()]
+    return dict(rows=rows, n=n, agent=agent, baseline=baseline, **{"return": ret}, success=succ, collision=coll,
+                margin=margin, targets=targets)
+
+
+def ci_text(iv: Interval, fmt: str = "{:.2f}") -> str:
+    """The text "[lo, hi]" of an interval, each bound in ``fmt`` ("n/a" when a bound is not finite: one sample)."""
+    if not np.isfinite([iv.lo, iv.hi]).all():
+        return "n/a"
+    return f"[{fmt.format(iv.lo)}, {fmt.format(iv.hi)}]"
+
+
+def bench_rows(fast: bool = False) -> list[tuple[str, str, str, bool | None]]:
+    """``rli bench highway``: the stored test evaluation (data/highway/eval.json, checked against the shipped
+    checkpoints) with its intervals and the targets judged on them, and a reproduction check that re-runs the
+    ego-attention agent on the first 3 (``fast``) or 10 test scenes and compares every return with the stored one."""
+    from rlinterp import artifacts
+    from rlinterp.learners.ddqn import greedy_policy
+
+    stored = artifacts.load("highway/eval")
+    S = eval_summary(stored)
+    a, b = S["agent"], S["baseline"]
+    ra, m = S["return"][a], S["margin"]
+    k = 3 if fast else 10
+    rerun = evaluate(greedy_policy(artifacts.load("highway/ego_attention")), k, stored["seed"], progress=False)
+    same = np.allclose(rerun["returns"], stored["results"][a]["returns"][:k], atol=1e-6, rtol=0)
+    return [
+        (f"{a} mean return, {S['n']} {stored['split']} scenes (seeds {stored['seed']}+), 95% CI",
+         f"{ra.mean:.2f} {ci_text(ra)}", f"≥ {TARGET_RETURN} on the CI", S["targets"]["return"] == "met"),
+        (f"{a} − {b}, paired, 95% CI", f"{m.mean:+.2f} {ci_text(m)}", f"≥ {TARGET_MARGIN} on the CI",
+         S["targets"]["margin"] == "met"),
+        *[(f"{name} mean return, 95% CI", f"{S['return'][name].mean:.2f} {ci_text(S['return'][name])}", "report",
+           None) for name in stored["results"] if name != a],
+        (f"{a} arrivals / collisions", f"{S['success'][a].mean:.1%} / {S['collision'][a].mean:.1%}", "report", None),
+        (f"stored returns reproduce (first {k} scenes re-run)", "identical" if same else "DIFFERENT", "identical",
+         bool(same)),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------------
