@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -119,18 +120,20 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, render: bool = False, m
 #: The per-episode fields :func:`evaluate` keeps (lists over the seeds, in seed order).
 EPISODE_FIELDS = ("returns", "arrived", "crashed", "lengths", "speeds")
 
-_JOB: dict[str, Any] = {}  # the policies and env overrides of the evaluation in progress (inherited by forked workers)
+_JOB: dict[str, Any] = {}  # the policies and env overrides of the episodes in progress (inherited by forked workers)
 
 
-def _run_chunk(task: tuple[str, list[int]]) -> tuple[str, list[tuple]]:
-    """Episodes of policy ``name`` on ``seeds`` (one worker's share): (return, arrived, crashed, length, speed)."""
-    name, seeds = task
+def _run_chunk(task: tuple[str, list[int], bool]) -> tuple[str, list[tuple]]:
+    """Episodes of policy ``name`` on ``seeds`` (one worker's share): rows (return, arrived, crashed, length, mean
+    speed), with the observations [T, 15, 7] and actions [T] appended when ``keep``."""
+    name, seeds, keep = task
     policy, overrides = _JOB["policies"][name], _JOB["overrides"]
     env = make_env(seeds[0], **overrides)
     rows = []
     for s in seeds:
         e = run_episode(env, policy, s)
-        rows.append((e["ret"], e["arrived"], e["crashed"], e["length"], e["mean_speed"]))
+        row = (e["ret"], e["arrived"], e["crashed"], e["length"], e["mean_speed"])
+        rows.append(row + (np.stack(e["obs"]), e["actions"]) if keep else row)
     env.close()
     return name, rows
 
@@ -139,30 +142,40 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def evaluate_policies(policies: dict[str, Policy], seeds: Any, workers: int = 1, progress: bool = True,
-                      chunk: int = 10, cache_dir: str | Path | None = None,
-                      **overrides: Any) -> dict[str, dict[str, Any]]:
-    """Every policy of ``policies`` (name -> policy) on the same scenes ``seeds`` (env seeds; paired), summarised
-    per policy as :func:`evaluate` does.
+def default_workers(device: str = "cpu") -> int:
+    """Processes for episodes: one per core on the CPU, one with an accelerator (its context does not fork)."""
+    return (os.cpu_count() or 1) if str(device) == "cpu" else 1
+
+
+def run_episodes(policies: dict[str, Policy], seeds: Any, workers: int | None = None, progress: bool = True,
+                 chunk: int | None = None, cache_dir: str | Path | None = None, keep: bool = False,
+                 desc: str = "episodes", **overrides: Any) -> dict[str, list[tuple]]:
+    """Every policy of ``policies`` (name -> policy) on the scenes ``seeds`` (env seeds): ``{name: [row per seed, in
+    seed order]}`` with rows ``(return, arrived, crashed, length, mean speed)`` (``keep``: plus the observations
+    [T, 15, 7] and the actions).
 
     Every episode is a function of its seed and policy alone (``env.reset(seed=...)``, :class:`RandomPolicy`
-    reseeds per episode), so ``workers > 1`` (forked processes, ``chunk`` seeds per task) gives the same numbers as
-    one process, only sooner on a machine with free cores. With ``cache_dir`` every finished task (one policy on
-    ``chunk`` seeds) is written there as ``<policy>_<first seed>_<n>.json`` and read back instead of run again, so
-    an interrupted long evaluation resumes; the caller must key ``cache_dir`` by everything that identifies the
-    policies (checkpoint hashes, the random policy's seed) and the environment overrides.
+    reseeds per episode), so ``workers`` forked processes (default :func:`default_workers`; ``chunk`` seeds per
+    task, default enough tasks to keep every worker busy, at most 10 seeds) give the same episodes as one process, only sooner on a machine with free cores. A policy that draws from
+    a generator shared across episodes (not reseeded per scene) must run with ``workers=1`` to keep its draws. With
+    ``cache_dir`` (not with ``keep``) every finished task is written there as ``<policy>_<first seed>_<n>.json`` and
+    read back instead of run again, so an interrupted long evaluation resumes; the caller keys ``cache_dir`` by
+    everything that identifies the policies (checkpoint hashes, the random policy's seed) and the environment.
     """
     seeds = [check_int("seed", int(s), 0) for s in np.asarray(seeds).ravel()]
     if not seeds:
-        raise ValueError("evaluate_policies needs at least one seed")
+        raise ValueError("run_episodes needs at least one seed")
     if not policies:
-        raise ValueError("evaluate_policies needs at least one policy")
-    workers, chunk = check_int("workers", workers, 1), check_int("chunk", chunk, 1)
+        raise ValueError("run_episodes needs at least one policy")
+    workers = default_workers() if workers is None else check_int("workers", workers, 1)
+    chunk = min(10, -(-len(seeds) // (2 * workers))) if chunk is None else check_int("chunk", chunk, 1)
+    if keep and cache_dir is not None:
+        raise ValueError("run_episodes: cache_dir stores outcomes only; it cannot be used with keep=True")
     env_config(**overrides)  # unknown keys fail here, before any episode runs
     # chunk-major order: an interrupted (cached) run holds every policy on the same first seeds
-    tasks = [(name, seeds[i:i + chunk]) for i in range(0, len(seeds), chunk) for name in policies]
+    tasks = [(name, seeds[i:i + chunk], keep) for i in range(0, len(seeds), chunk) for name in policies]
     rows: dict[str, dict[int, list[tuple]]] = {name: {} for name in policies}
-    bar = tqdm(total=len(seeds) * len(policies), desc="evaluate", disable=not progress)
+    bar = tqdm(total=len(seeds) * len(policies), desc=desc, disable=not progress)
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -176,10 +189,10 @@ def evaluate_policies(policies: dict[str, Policy], seeds: Any, workers: int = 1,
                 bar.update(len(task[1]))
         tasks = [t for t in tasks if t[1][0] not in rows[t[0]]]
     _JOB.update(policies=policies, overrides=overrides)
+    pool = None
     try:
-        if workers == 1:
+        if min(workers, len(tasks)) <= 1:
             results = map(_run_chunk, tasks)
-            pool = None
         else:
             import multiprocessing as mp
 
@@ -190,14 +203,24 @@ def evaluate_policies(policies: dict[str, Policy], seeds: Any, workers: int = 1,
             if cache_dir is not None:
                 cached(task).write_text(json.dumps(r))
             bar.update(len(r))
-        if pool is not None:
-            pool.close()
-            pool.join()
     finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         _JOB.clear()
         bar.close()
-    return {name: _summary([row for first in sorted(rows[name]) for row in rows[name][first]], seeds)
-            for name in policies}
+    return {name: [row for first in sorted(rows[name]) for row in rows[name][first]] for name in policies}
+
+
+def evaluate_policies(policies: dict[str, Policy], seeds: Any, workers: int | None = None, progress: bool = True,
+                      chunk: int | None = None, cache_dir: str | Path | None = None,
+                      **overrides: Any) -> dict[str, dict[str, Any]]:
+    """Every policy of ``policies`` (name -> policy) on the same scenes ``seeds`` (env seeds; paired), summarised
+    per policy as :func:`evaluate` does; the episodes are run by :func:`run_episodes` (``workers``, ``chunk``,
+    ``cache_dir`` as there: the numbers do not depend on the number of workers)."""
+    seeds = np.asarray(seeds).ravel()
+    rows = run_episodes(policies, seeds, workers, progress, chunk, cache_dir, desc="evaluate", **overrides)
+    return {name: _summary(r, [int(s) for s in seeds]) for name, r in rows.items()}
 
 
 def _summary(rows: list[tuple], seeds: list[int]) -> dict[str, Any]:
@@ -212,13 +235,14 @@ def _summary(rows: list[tuple], seeds: list[int]) -> dict[str, Any]:
 
 
 def evaluate(policy: Policy, n_episodes: int = 100, seed: int = TEST_SEED, progress: bool = True,
-             desc: str = "evaluate", workers: int = 1, **overrides: Any) -> dict[str, Any]:
+             desc: str = "evaluate", workers: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Run ``policy`` on ``n_episodes`` fresh scenes (env seeds ``seed, seed+1, ...``; default: the first test
     seeds) and summarise.
 
     Returns mean return with its 95% CI (Student t: ``ci95`` half-width, ``lo``, ``hi``), success (arrival) and
     collision rates, mean episode length, mean ego speed (m/s, averaged over steps then episodes) and the per-episode
     ``returns``, ``arrived``, ``crashed``, ``lengths``, ``speeds`` (in seed order, for paired comparisons).
+    ``workers``: processes (:func:`run_episodes`; the numbers do not depend on it).
     """
     n_episodes = check_int("n_episodes", n_episodes, 1)
     seed = check_int("seed", seed, 0)
@@ -326,32 +350,29 @@ def q_and_attention(model: HookedRootModule, device: str = "cpu"):
 
 
 def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = VALIDATION_SEED, device: str = "cpu",
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, workers: int | None = None) -> dict[str, Any]:
     """Greedy episodes of ``model`` on ``intersection-v0`` (env seeds ``seed, seed+1, ...``), stacked.
 
     Returns ``obs`` [T, 15, 7] float32 tensor (every observation the agent acted on), ``episode`` [T] and ``step`` [T]
-    long tensors, ``action`` [T] long tensor, and per-episode ``returns``, ``arrived``, ``crashed`` lists.
+    long tensors, ``action`` [T] long tensor, and per-episode ``returns``, ``arrived``, ``crashed`` lists. The
+    episodes run in ``workers`` processes (default :func:`default_workers` for ``device``); the result does not
+    depend on it.
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n_episodes = check_int("n_episodes", n_episodes, 1)
     model.eval()
 
     def act(o) -> int:
         with torch.no_grad():
             return int(model(torch.as_tensor(o, dtype=torch.float32, device=device)).argmax())
 
-    env = make_env(seed)
-    obs, epi, stp, acts, rets, arr, cra = [], [], [], [], [], [], []
-    for i in tqdm(range(n_episodes), desc="episodes", disable=not progress):
-        ep = run_episode(env, act, seed + i)
-        obs += ep["obs"]
-        epi += [i] * ep["length"]
-        stp += list(range(ep["length"]))
-        acts += ep["actions"]
-        rets.append(ep["ret"]), arr.append(ep["arrived"]), cra.append(ep["crashed"])
-    env.close()
-    return dict(obs=torch.as_tensor(np.stack(obs), dtype=torch.float32), episode=torch.tensor(epi),
-                step=torch.tensor(stp), action=torch.tensor(acts), returns=rets, arrived=arr, crashed=cra)
+    workers = default_workers(device) if workers is None else workers
+    eps = run_episodes({"greedy": act}, np.arange(seed, seed + n_episodes), workers, progress, keep=True)["greedy"]
+    lengths = [len(e[6]) for e in eps]
+    return dict(obs=torch.as_tensor(np.concatenate([e[5] for e in eps]), dtype=torch.float32),
+                episode=torch.tensor(np.repeat(np.arange(n_episodes), lengths)),
+                step=torch.tensor(np.concatenate([np.arange(n) for n in lengths])),
+                action=torch.tensor([a for e in eps for a in e[6]]), returns=[e[0] for e in eps],
+                arrived=[e[1] for e in eps], crashed=[e[2] for e in eps])
 
 
 def local_affine(mlp: MLP, x: Tensor) -> tuple[Tensor, Tensor]:
