@@ -337,3 +337,24 @@ def test_highway_eval_config_uses_the_declared_seed_split():
     assert artifacts.HighwayEval(n_episodes=3, split="validation").seeds.tolist() == [1_000_000, 1_000_001, 1_000_002]
     with pytest.raises(ValueError, match="split"):
         artifacts.HighwayEval(split="train")
+
+
+def test_bench_rows_judge_the_stored_evaluation_on_intervals(monkeypatch):
+    """`rli bench highway` on a small evaluation built here: the rows carry the intervals, the threshold targets are
+    judged on them, and the stored returns are re-run and reproduced."""
+    from rlinterp import artifacts
+
+    stored = artifacts.build("highway/eval", config=artifacts.HighwayEval(n_episodes=3), progress=False)
+    assert stored["split"] == "test" and stored["seed"] == hws.TEST_SEED
+    assert list(stored["results"]) == [*artifacts.HIGHWAY_AGENTS.values(), "Always SLOWER", "Always IDLE",
+                                       "Always FASTER", "Random"]
+    real_load = artifacts.load
+    monkeypatch.setattr(artifacts, "load", lambda name, *a, **k: stored if name == "highway/eval"
+                        else real_load(name, *a, **k))
+    rows = hws.bench_rows(fast=True)
+    metric, value, target, met = rows[0]
+    S = hws.eval_summary(stored)
+    assert "3 test scenes" in metric and value.endswith(hws.ci_text(S["return"]["Ego-attention DQN"]))
+    assert met == (S["targets"]["return"] == "met") and target.startswith("≥ 6.4")
+    assert rows[1][3] == (S["targets"]["margin"] == "met")
+    assert rows[-1][1:] == ("identical", "identical", True)
