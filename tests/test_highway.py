@@ -344,7 +344,9 @@ def test_bench_rows_judge_the_stored_evaluation_on_intervals(monkeypatch):
     judged on them, and the stored returns are re-run and reproduced."""
     from rlinterp import artifacts
 
-    stored = artifacts.build("highway/eval", config=artifacts.HighwayEval(n_episodes=3), progress=False)
+    models = {k: artifacts.load(f"highway/{k}") for k in artifacts.HIGHWAY_AGENTS}  # given: no cache under runs/
+    stored = artifacts.build("highway/eval", config=artifacts.HighwayEval(n_episodes=3), progress=False,
+                             models=models)
     assert stored["split"] == "test" and stored["seed"] == hws.TEST_SEED
     assert list(stored["results"]) == [*artifacts.HIGHWAY_AGENTS.values(), "Always SLOWER", "Always IDLE",
                                        "Always FASTER", "Random"]

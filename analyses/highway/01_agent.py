@@ -299,13 +299,15 @@ if make_gif:
 # %%
 #| echo: false
 always = [n for n in results if n.startswith("Always")]
-claim(max(S["success"][n].lo for n in always) <= 0.5,
-      "no constant-action policy arrives in more than half of the episodes by its 95% interval "
-      "(no fixed rule solves the task)")
+claim(not any(S["success"][n].lo > 0.5 and S["collision"][n].hi < 0.25 for n in always),
+      "no constant-action policy is shown to solve the task (to arrive in more than half of the episodes and "
+      "collide in fewer than a quarter, by the 95% intervals)")
+best_const = max(always, key=lambda n: results[n]["success_rate"])
 dbs = diffs[(AGENTS["ego_attention"], best_scripted)]
 md(f"The ego-attention architecture gives us two things to build on. First, a task that no fixed rule solves: the "
-   f"best constant-action policy arrives in {max(results[n]['success_rate'] for n in always):.0%} of the episodes, "
-   f"so an agent that does better must base its decisions on the traffic; the ego-attention agent arrives in "
+   f"best constant-action policy, {best_const.lower()}, arrives in {results[best_const]['success_rate']:.0%} of "
+   f"the episodes and collides in {results[best_const]['collision_rate']:.0%}, so an agent that does better must "
+   f"base its decisions on the traffic; the ego-attention agent arrives in "
    f"{ea['success_rate']:.0%} and earns {re_.mean:.2f} (95% CI {hws.ci_text(re_)}), {dbs.mean:+.2f} "
    f"(95% CI {hws.ci_text(dbs)}) more than the best scripted policy on the same scenes.")
 
