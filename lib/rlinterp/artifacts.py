@@ -560,10 +560,11 @@ def build_highway_eval(config: HighwayEval, device: str = "cpu", progress: bool 
     seeds = config.seeds
     workers = workers if workers is not None else (1 if device != "cpu" else os.cpu_count() or 1)
     # finished chunks are cached under runs/ (keyed by the checkpoints and the random policy's seed): a rebuild that
-    # was interrupted resumes where it stopped (the highway-env version is part of the key)
+    # was interrupted resumes where it stopped (the highway-env version and the env config are in the key)
     from importlib.metadata import version
 
-    key = hashlib.sha256(json.dumps([checkpoints, config.random_seed, version("highway-env")]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([checkpoints, config.random_seed, version("highway-env"), hw.env_config()],
+                                    sort_keys=True).encode()).hexdigest()[:16]
     cache = ROOT / "runs" / "highway" / f"eval_cache_{key}" if models_are_shipped else None
     results = hws.evaluate_policies(policies, seeds, workers=workers, progress=progress, cache_dir=cache)
     return dict(n_episodes=config.n_episodes, split=config.split, seed=int(seeds[0]), checkpoints=checkpoints,
