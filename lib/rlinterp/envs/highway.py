@@ -18,6 +18,12 @@ train a DQN on highway-env's intersection task with the configuration of eleuren
 The environment is headless: ``render_mode=None`` never opens a window and ``render_mode="rgb_array"`` renders
 off-screen (SDL's ``offscreen`` video driver; ``dummy`` would give black frames, see :func:`_headless`).
 
+By default the environment is :class:`FastIntersectionEnv`, a subclass that computes exactly the same episodes
+(observations bit for bit, rewards, ends, every vehicle's lane and position; ``tests/test_highway.py`` compares it
+with highway-env's class step by step) about 2.4 times faster in CPU time: the closest-lane search is pruned by
+exact lower bounds, conflict checks predict each trajectory once, and the Kinematics observation is built without
+pandas. ``make_env(..., fast=False)`` gives highway-env's own class.
+
 This module holds the environment only (configuration, :func:`make_env`, observation helpers); policies, episodes
 and evaluation are in :mod:`rlinterp.studies.highway`, drawing in :mod:`rlinterp.studies.highway_plots`.
 """
@@ -217,7 +223,8 @@ class _FastKinematicObservation(KinematicObservation):
 class FastIntersectionEnv(IntersectionEnv):
     """``intersection-v0`` with :class:`_FastRoadNetwork`, :class:`_FastRegulatedRoad` and
     :class:`_FastKinematicObservation` swapped in: the same dynamics, observations, rewards and random draws (so the
-    same episodes for the same seed and actions), about twice as fast. Registered as ``FAST_ENV_ID``; :func:`make_env` uses it unless ``fast=False``."""
+    same episodes for the same seed and actions), about 2.4 times faster in CPU time. Registered as ``FAST_ENV_ID``;
+    :func:`make_env` and :func:`gym_make` use it unless ``fast=False``."""
 
     def _make_road(self) -> None:
         super()._make_road()
