@@ -221,9 +221,8 @@ md(f"Over the same {stored['n_episodes']} {stored['split']} scenes (environment 
 # ego-attention agent and a margin of at least 1.5 over the MLP on the same scenes. (highway-env has changed since
 # the paper, so its numbers are not on exactly today's return scale; they are a reference, not a like-for-like
 # comparison.) Earlier versions of this chapter evaluated on the first 200 validation seeds, which had been looked
-# at when the shipped checkpoints were chosen, and reported a higher mean return for the ego-attention agent than the
-# test scenes give: a favourable draw that selection on those seeds cannot rule out, which is why the reported
-# numbers come from test seeds only.
+# at when the shipped checkpoints were chosen; a number measured on the seeds a choice was made on can be a
+# favourable draw, which is why the reported numbers come from test seeds only.
 
 # %%
 #| echo: false
@@ -234,8 +233,8 @@ def target_text(name, iv, threshold, verdict):
     if verdict == "not met":
         return (f"the target {name} ≥ {threshold} is **not met** on fresh test scenes: the whole interval "
                 f"({where}) lies below it")
-    return (f"the target {name} ≥ {threshold} is **not established** on fresh test scenes: the interval ({where}) "
-            f"contains it, so the data neither confirm nor refute it")
+    return (f"the target {name} ≥ {threshold} is **not met** on fresh test scenes: the interval ({where}) still "
+            f"contains {threshold}, so the data do not confirm it")
 
 
 T = S["targets"]
