@@ -231,10 +231,10 @@ def target_text(name, iv, threshold, verdict):
     if verdict == "met":
         return f"the target {name} ≥ {threshold} is met: the whole interval ({where}) lies above it"
     if verdict == "not met":
-        return (f"the target {name} ≥ {threshold} is **not met** on fresh test scenes: the whole interval "
-                f"({where}) lies below it")
-    return (f"the target {name} ≥ {threshold} is **not met** on fresh test scenes: the interval ({where}) still "
-            f"contains {threshold}, so the data do not confirm it")
+        return (f"the target {name} ≥ {threshold} is **not met** on the {stored['split']} scenes: the whole "
+                f"interval ({where}) lies below it")
+    return (f"the target {name} ≥ {threshold} is **not met** on the {stored['split']} scenes: the interval "
+            f"({where}) still contains {threshold}, so the data do not confirm it")
 
 
 T = S["targets"]
