@@ -155,12 +155,13 @@ def run_episodes(policies: dict[str, Policy], seeds: Any, workers: int | None = 
     [T, 15, 7] and the actions).
 
     Every episode is a function of its seed and policy alone (``env.reset(seed=...)``, :class:`RandomPolicy`
-    reseeds per episode), so ``workers`` forked processes (default :func:`default_workers`; ``chunk`` seeds per
-    task, default enough tasks to keep every worker busy, at most 10 seeds) give the same episodes as one process, only sooner on a machine with free cores. A policy that draws from
-    a generator shared across episodes (not reseeded per scene) must run with ``workers=1`` to keep its draws. With
-    ``cache_dir`` (not with ``keep``) every finished task is written there as ``<policy>_<first seed>_<n>.json`` and
-    read back instead of run again, so an interrupted long evaluation resumes; the caller keys ``cache_dir`` by
-    everything that identifies the policies (checkpoint hashes, the random policy's seed) and the environment.
+    reseeds per episode), so ``workers`` forked processes (default :func:`default_workers`) give the same episodes
+    as one process, only sooner on a machine with free cores. ``chunk`` seeds go to a task (default: enough tasks to
+    keep every worker busy, at most 10 seeds each). A policy that draws from a generator shared across episodes (not
+    reseeded per scene) must run with ``workers=1`` to keep its draws. With ``cache_dir`` (not with ``keep``) every
+    finished task is written there as ``<policy>_<first seed>_<n>.json`` and read back instead of run again, so an
+    interrupted long evaluation resumes; the caller keys ``cache_dir`` by everything that identifies the policies
+    (checkpoint hashes, the random policy's seed) and the environment.
     """
     seeds = [check_int("seed", int(s), 0) for s in np.asarray(seeds).ravel()]
     if not seeds:
