@@ -292,9 +292,9 @@ def eval_summary(stored: dict[str, Any], agent: str = "Ego-attention DQN",
         else Interval(ret[agent].mean - ret[baseline].mean, float("nan"), float("nan"))
     targets = {"return": verdict(ret[agent], TARGET_RETURN) if n > 1 else "undecided",
                "margin": verdict(margin, TARGET_MARGIN) if n > 1 else "undecided"}
-    rows = [{"policy": k, "return": ret[k].mean, "95% CI": ci_text(ret[k]), "success": succ[k].mean,
-             "success 95% CI": ci_text(succ[k], "{:.0%}"), "collision": coll[k].mean,
-             "collision 95% CI": ci_text(coll[k], "{:.0%}"), "length": r["mean_length"], "speed": r["mean_speed"]}
+    rows = [{"policy": k, "return": ret[k].mean, "95% CI": ci_text(ret[k]), "success": f"{succ[k].mean:.1%}",
+             "success 95% CI": ci_text(succ[k], "{:.1%}"), "collision": f"{coll[k].mean:.1%}",
+             "collision 95% CI": ci_text(coll[k], "{:.1%}"), "length": r["mean_length"], "speed": r["mean_speed"]}
             for k, r in results.items()]
     return dict(rows=rows, n=n, agent=agent, baseline=baseline, **{"return": ret}, success=succ, collision=coll,
                 margin=margin, targets=targets)
