@@ -102,7 +102,7 @@ def test_declared_configs_are_the_shipped_runs():
     assert tuple(ablation["curves"].shape) == (len(ablation["variants"]), 16 * grid.n_eval_seeds,
                                                grid.n_eval_episodes)
     ev, cfg = artifacts.load("highway/eval"), A["highway/eval"].config
-    assert (ev["n_episodes"], ev["seed"]) == (cfg.n_episodes, cfg.seed)
+    assert (ev["n_episodes"], ev["split"], ev["seed"]) == (cfg.n_episodes, cfg.split, int(cfg.seeds[0]))
     assert list(ev["results"]) == [*artifacts.HIGHWAY_AGENTS.values(), "Always SLOWER", "Always IDLE",
                                    "Always FASTER", "Random"]
 
@@ -139,7 +139,8 @@ def test_corrupt_or_missing_file_names_the_rebuild_command(data_copy):
 def test_stale_evaluation_table_is_an_error(data_copy):
     entry = manifest.read_manifest(data_copy)["highway/mlp.pt"]
     manifest.register("highway/mlp.pt", entry["command"], entry["metrics"], data_copy)  # same file: still fresh
-    assert artifacts.load("highway/eval", data_dir=data_copy)["n_episodes"] == 200
+    n = artifacts.get("highway/eval").config.n_episodes
+    assert artifacts.load("highway/eval", data_dir=data_copy)["n_episodes"] == n
     (data_copy / "highway/mlp.pt").write_bytes((data_copy / "highway/ego_attention.pt").read_bytes())
     manifest.register("highway/mlp.pt", entry["command"], entry["metrics"], data_copy)  # another checkpoint
     with pytest.raises(DataError, match=r"other checkpoints.*rli data rebuild highway/eval --save"):

@@ -74,7 +74,7 @@ def test_policies_and_episode(env):
         hws.constant_policy(3)
     with pytest.raises(ValueError, match="policy returned"):
         hws.run_episode(env, lambda obs: 7, seed=1)
-    ep = hws.run_episode(env, hws.constant_policy(1), seed=hws.EVAL_SEED, max_steps=3)
+    ep = hws.run_episode(env, hws.constant_policy(1), seed=hws.VALIDATION_SEED, max_steps=3)
     assert 1 <= ep["length"] <= 3 and len(ep["rewards"]) == ep["length"]
     assert not (ep["arrived"] and ep["crashed"])
     res = hws.evaluate(hws.random_policy(0), n_episodes=2, progress=False, duration=3)
@@ -230,3 +230,133 @@ def test_headless_render_is_not_black():
     ego_px = hwp.world_to_pixel(env, hw.obs_positions(obs))[0]
     assert 0 <= ego_px[0] < 600 and 0 <= ego_px[1] < 600
     env.close()
+
+
+# ---------------------------------------------------------------- the fast environment and the evaluation protocol
+def test_fast_env_reproduces_highway_env_step_by_step():
+    """FastIntersectionEnv is only faster: the same observations (bit for bit), rewards, ends and vehicle lanes and
+    positions as highway-env's own intersection-v0, for the same seeds and actions."""
+    stock, fast = hw.make_env(0, fast=False), hw.make_env(0)
+    assert type(fast.unwrapped) is hw.FastIntersectionEnv and type(stock.unwrapped) is not hw.FastIntersectionEnv
+    rng = np.random.default_rng(0)
+    for seed in (hws.TEST_SEED, 17):
+        o1, _ = stock.reset(seed=seed)
+        o2, _ = fast.reset(seed=seed)
+        assert o1.tobytes() == o2.tobytes()
+        for _ in range(6):
+            a = int(rng.integers(3))
+            r1, r2 = stock.step(a), fast.step(a)
+            assert r1[0].tobytes() == r2[0].tobytes() and r1[1:4] == r2[1:4]
+            v1, v2 = stock.unwrapped.road.vehicles, fast.unwrapped.road.vehicles
+            assert [v.lane_index for v in v1] == [v.lane_index for v in v2]
+            assert all(v.position.tobytes() == w.position.tobytes() for v, w in zip(v1, v2))
+            if r1[2] or r1[3]:
+                break
+    # the pruned search returns highway-env's lane for arbitrary positions and headings, off the road too
+    from highway_env.road.road import RoadNetwork
+
+    net = fast.unwrapped.road.network
+    for p in rng.uniform(-120, 120, (300, 2)):
+        h = float(rng.uniform(-np.pi, np.pi))
+        assert net.get_closest_lane_index(p, h) == RoadNetwork.get_closest_lane_index(net, p, h)
+        assert net.get_closest_lane_index(p) == RoadNetwork.get_closest_lane_index(net, p)
+
+
+def test_random_policy_depends_on_the_scene_only(env):
+    p = hws.random_policy(3)
+    obs = np.zeros(hw.OBS_SHAPE, np.float32)
+    p.reset(5)
+    first = [p(obs) for _ in range(20)]
+    p.reset(6)
+    other = [p(obs) for _ in range(20)]
+    p.reset(5)
+    assert [p(obs) for _ in range(20)] == first != other
+    with pytest.raises(ValueError, match="seed"):
+        hws.random_policy(-1)
+
+
+def test_evaluate_policies_paired_and_independent_of_workers_and_cache(tmp_path):
+    pol = {"Random": hws.random_policy(0), "Always FASTER": hws.constant_policy(2)}
+    seeds = np.arange(hws.TEST_SEED, hws.TEST_SEED + 3)
+    one = hws.evaluate_policies(pol, seeds, workers=1, chunk=3, progress=False, duration=3)
+    two = hws.evaluate_policies(pol, seeds, workers=2, chunk=2, progress=False, cache_dir=tmp_path, duration=3)
+    assert len(list(tmp_path.iterdir())) == 4  # 2 policies x 2 chunks
+    again = hws.evaluate_policies(pol, seeds, workers=1, chunk=2, progress=False, cache_dir=tmp_path, duration=3)
+    assert one == two == again
+    for r in one.values():
+        assert r["n_episodes"] == 3 and r["seed"] == hws.TEST_SEED
+        assert all(len(r[f]) == 3 for f in hws.EPISODE_FIELDS)
+        assert r["lo"] <= r["mean_return"] <= r["hi"] and np.isclose(r["mean_return"], np.mean(r["returns"]))
+        assert np.isclose(r["success_rate"], np.mean(r["arrived"]))
+    assert hws.evaluate(hws.random_policy(0), 3, hws.TEST_SEED, progress=False, duration=3) == \
+           dict(one["Random"])
+    with pytest.raises(ValueError, match="valid keys"):
+        hws.evaluate_policies(pol, seeds, not_a_key=1)
+    with pytest.raises(ValueError, match="workers"):
+        hws.evaluate_policies(pol, seeds, workers=0)
+    with pytest.raises(ValueError, match="at least one seed"):
+        hws.evaluate_policies(pol, [])
+
+
+def test_verdict_judges_on_the_interval():
+    from rlinterp.stats import Interval
+
+    assert hws.verdict(Interval(6.6, 6.45, 6.75), 6.4) == "met"
+    assert hws.verdict(Interval(6.02, 5.72, 6.32), 6.4) == "not met"
+    assert hws.verdict(Interval(6.5, 6.05, 6.95), 6.4) == "undecided"  # the point estimate alone would say "met"
+    with pytest.raises(ValueError, match="finite"):
+        hws.verdict(Interval(1.0, float("nan"), float("nan")), 0.0)
+
+
+def test_eval_summary_pairs_the_policies():
+    rng = np.random.default_rng(0)
+    a = rng.normal(6.0, 3.0, 500)
+    b = a - 2.9 + rng.normal(0, 1.0, 500)
+
+    def res(r):
+        return dict(returns=list(r), success_rate=0.5, collision_rate=0.1, mean_length=10.0, mean_speed=5.0)
+
+    S = hws.eval_summary({"results": {"A": res(a), "B": res(b)}}, "A", "B")
+    assert S["n"] == 500 and np.isclose(S["margin"].mean, np.mean(a - b))
+    assert S["margin"].half < S["return"]["A"].half  # pairing removes the shared scene-to-scene variance
+    assert S["targets"] == {"return": "not met", "margin": "met"}
+    assert [r["policy"] for r in S["rows"]] == ["A", "B"] and S["rows"][0]["95% CI"].startswith("[")
+    with pytest.raises(ValueError, match="no policy 'C'"):
+        hws.eval_summary({"results": {"A": res(a), "B": res(b)}}, "C", "B")
+    with pytest.raises(ValueError, match="same scenes"):
+        hws.eval_summary({"results": {"A": res(a), "B": res(b[:10])}}, "A", "B")
+
+
+def test_highway_eval_config_uses_the_declared_seed_split():
+    from rlinterp import artifacts
+    from rlinterp.seeds import split
+
+    cfg = artifacts.get("highway/eval").config
+    assert cfg.n_episodes >= 500 and cfg.split == "test"
+    assert all(split("highway").role(int(s)) == "test" for s in cfg.seeds[[0, -1]])
+    assert artifacts.HighwayEval(n_episodes=3, split="validation").seeds.tolist() == [1_000_000, 1_000_001, 1_000_002]
+    with pytest.raises(ValueError, match="split"):
+        artifacts.HighwayEval(split="train")
+
+
+def test_bench_rows_judge_the_stored_evaluation_on_intervals(monkeypatch):
+    """`rli bench highway` on a small evaluation built here: the rows carry the intervals, the threshold targets are
+    judged on them, and the stored returns are re-run and reproduced."""
+    from rlinterp import artifacts
+
+    models = {k: artifacts.load(f"highway/{k}") for k in artifacts.HIGHWAY_AGENTS}  # given: no cache under runs/
+    stored = artifacts.build("highway/eval", config=artifacts.HighwayEval(n_episodes=3), progress=False,
+                             models=models)
+    assert stored["split"] == "test" and stored["seed"] == hws.TEST_SEED
+    assert list(stored["results"]) == [*artifacts.HIGHWAY_AGENTS.values(), "Always SLOWER", "Always IDLE",
+                                       "Always FASTER", "Random"]
+    real_load = artifacts.load
+    monkeypatch.setattr(artifacts, "load", lambda name, *a, **k: stored if name == "highway/eval"
+                        else real_load(name, *a, **k))
+    rows = hws.bench_rows(fast=True)
+    metric, value, target, met = rows[0]
+    S = hws.eval_summary(stored)
+    assert "3 test scenes" in metric and value.endswith(hws.ci_text(S["return"]["Ego-attention DQN"]))
+    assert met == (S["targets"]["return"] == "met") and target.startswith("≥ 6.4")
+    assert rows[1][3] == (S["targets"]["margin"] == "met")
+    assert rows[-1][1:] == ("identical", "identical", True)

@@ -37,10 +37,16 @@
 # Training runs for a fixed number of episodes (3000 by default, against the paper's 4000); the trained weights and
 # the training curves are shipped in `data/highway/` and loaded by default.
 #
-# **Evaluation.** The greedy policies are evaluated on fresh traffic scenes whose seeds are disjoint from the
-# training seeds, together with three scripted policies that always choose the same action and a uniformly random
-# policy. We report the mean return with a 95% confidence interval, the arrival (success) and collision rates, the
-# mean episode length and the mean speed of the ego vehicle.
+# **Evaluation.** The evaluation follows the book's protocol (`rlinterp.seeds`): environment seeds are split once
+# into training seeds (below $10^6$), *validation* seeds (from $1\,000\,000$: everything that chooses, such as the
+# checkpoints, the episode shown in a figure and the states the later chapters analyse) and *test* seeds (from
+# $2\,000\,000$: the numbers reported here, never used to choose anything). The greedy policies are evaluated on the
+# first test seeds together with three scripted policies that always choose the same action and a uniformly random
+# policy, every policy on the *same* scenes, so that two policies can be compared episode by episode (a paired
+# comparison). We report the mean return with a 95% confidence interval (Student $t$), the arrival (success) and
+# collision rates with 95% Wilson intervals, the mean episode length and the mean speed of the ego vehicle, and we
+# judge a target ("at least 6.4") on the interval, not on the point estimate: it is met only if the whole interval
+# lies above it.
 
 # %% tags=["parameters"]
 seed: int = 0  # random seed of the training runs (networks, exploration, environments) [range: [0, inf)]
@@ -49,8 +55,9 @@ retrain: bool = False  # retrain both agents from scratch instead of loading dat
 train_episodes: int = 3000  # training episodes per agent when retraining [range: [1, inf)]
 num_envs: int = 2  # parallel environment workers when retraining [range: [1, inf)]
 reevaluate: bool = False  # re-run the evaluation episodes instead of loading data/highway/eval.json
-n_eval_episodes: int = 200  # evaluation episodes per policy [range: [1, inf)]
-eval_seed: int = 1000000  # first environment seed of the evaluation episodes (disjoint from training seeds) [range: [0, inf)]
+n_eval_episodes: int = 500  # evaluation episodes per policy, the same scenes for every policy [range: [2, inf)]
+eval_split: str = "test"  # seeds of the evaluation: test (the reported numbers) or validation (for choosing) [choices: test, validation]
+eval_seed: int = 1000000  # first environment seed searched for the rendered episode (a validation seed) [range: [0, inf)]
 save: bool = False  # write retrained agents / new evaluations to data/ (registered in data/MANIFEST.json)
 episode_seed: int = -1  # env seed of the rendered episode (-1: first evaluation seed where the agent arrives) [range: [-1, inf)]
 max_render_steps: int = 13  # maximum steps of the rendered episode [range: [1, inf)]
@@ -70,6 +77,8 @@ from rlinterp.studies import highway as hws
 from rlinterp.studies import highway_plots as hwp
 from rlinterp.envs import highway as hw
 from rlinterp.pipeline.report import animation, claim, config_table, md, md_table
+from rlinterp.seeds import split as seed_split
+from rlinterp.stats import paired_difference
 
 torch.manual_seed(seed)
 AGENTS = artifacts.HIGHWAY_AGENTS  # {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
@@ -156,40 +165,79 @@ plt.show()
 # ## Evaluation
 #
 # The evaluation results are stored in `data/highway/eval.json` together with the hashes of the checkpoints they
-# were computed with; they are recomputed when `reevaluate=True`, when the agents were retrained in this run, or
-# when the shipped checkpoints changed.
+# were computed with and every episode's return and outcome; they are recomputed when `reevaluate=True`, when the
+# agents were retrained in this run, or when the evaluation asked for differs from the stored one.
 
 # %%
-eval_cfg = artifacts.HighwayEval(n_episodes=n_eval_episodes, seed=eval_seed, random_seed=seed)
+eval_cfg = artifacts.HighwayEval(n_episodes=n_eval_episodes, split=eval_split, random_seed=seed)
 if reevaluate or retrain or eval_cfg != artifacts.ARTIFACTS["highway/eval"].config:
-    stored = artifacts.build("highway/eval", config=eval_cfg, device=device, models=models)
+    stored = artifacts.build("highway/eval", config=eval_cfg, device=device, models=models, progress=False)
     if save:
         artifacts.save("highway/eval", stored, config=eval_cfg)
 else:
     stored = artifacts.load("highway/eval")
 results = stored["results"]
+S = hws.eval_summary(stored, AGENTS["ego_attention"], AGENTS["mlp"])
+split = seed_split("highway")
+claim(split.role(stored["seed"]) == stored["split"] and split.role(stored["seed"] + stored["n_episodes"] - 1)
+      == stored["split"], f"every evaluation seed is a {stored['split']} seed of the declared split")
 
 # %%
 #| label: tbl-highway-eval
-#| tbl-cap: "Greedy policies on fresh intersection-v0 scenes. Return: mean ± 95% CI half-width; success: the ego vehicle arrived; length: agent steps; speed: mean ego speed in m/s."
-md_table([dict(policy=name, **{"return": f"{r['mean_return']:.2f} ± {r['ci95']:.2f}"},
-               success=r["success_rate"], collision=r["collision_rate"], length=r["mean_length"],
-               speed=r["mean_speed"]) for name, r in results.items()], digits=2)
+#| tbl-cap: "Greedy and scripted policies on the same fresh intersection-v0 scenes (test seeds). Return: mean and 95% CI (Student t); success: the ego vehicle arrived, collision: it crashed (rates with 95% Wilson intervals); length: agent steps; speed: mean ego speed in m/s."
+md_table(S["rows"], digits=2)
+
+# %%
+#| label: tbl-highway-paired
+#| tbl-cap: "Paired differences of the mean return on the same scenes (95% CI, Student t over the per-scene differences)."
+best_scripted = max((n for n in results if n.startswith("Always") or n == "Random"),
+                    key=lambda n: results[n]["mean_return"])
+pairs = [(AGENTS["ego_attention"], AGENTS["mlp"]), (AGENTS["ego_attention"], best_scripted),
+         (AGENTS["mlp"], best_scripted)]
+diffs = {(a, b): S["margin"] if (a, b) == pairs[0] else
+         paired_difference(results[a]["returns"], results[b]["returns"], method="t") for a, b in pairs}
+md_table([{"comparison": f"{a} − {b}", "difference": d.mean, "95% CI": hws.ci_text(d)}
+          for (a, b), d in diffs.items()], digits=2)
 
 # %%
 #| echo: false
-ea, ml = results[AGENTS["ego_attention"]], results[AGENTS["mlp"]]
-best_scripted = max((n for n in results if n.startswith("Always") or n == "Random"),
-                    key=lambda n: results[n]["mean_return"])
-bs = results[best_scripted]
-md(f"Over {stored['n_episodes']} evaluation episodes, the ego-attention agent earns a mean return of "
-   f"{ea['mean_return']:.2f} (95% CI ± {ea['ci95']:.2f}), arrives in {ea['success_rate']:.0%} of the episodes and "
-   f"collides in {ea['collision_rate']:.0%}; the MLP earns {ml['mean_return']:.2f} (± {ml['ci95']:.2f}) with "
-   f"{ml['success_rate']:.0%} arrivals and {ml['collision_rate']:.0%} collisions, so the attention agent's margin "
-   f"is {ea['mean_return'] - ml['mean_return']:+.2f}. The best scripted policy, "
-   f"{best_scripted.lower()}, earns {bs['mean_return']:.2f} with {bs['collision_rate']:.0%} collisions. For "
-   f"reference, the paper reports training returns of about 6.2 to 6.4 for the ego-attention agent and 3.8 for the "
-   f"fully-connected one after 4000 episodes.")
+ea, ml, bs = results[AGENTS["ego_attention"]], results[AGENTS["mlp"]], results[best_scripted]
+R, margin = S["return"], S["margin"]
+re_, rm, rb = R[AGENTS["ego_attention"]], R[AGENTS["mlp"]], R[best_scripted]
+first, last = stored["seed"], stored["seed"] + stored["n_episodes"] - 1
+md(f"Over the same {stored['n_episodes']} {stored['split']} scenes (environment seeds {first:,} to {last:,}), the "
+   f"ego-attention agent earns a mean return of {re_.mean:.2f} (95% CI {hws.ci_text(re_)}), arrives in "
+   f"{ea['success_rate']:.1%} of the episodes and collides in {ea['collision_rate']:.1%}; the MLP earns "
+   f"{rm.mean:.2f} ({hws.ci_text(rm)}) with {ml['success_rate']:.1%} arrivals and {ml['collision_rate']:.1%} "
+   f"collisions. Paired on the scenes, the attention agent's margin over the MLP is {margin.mean:+.2f} "
+   f"(95% CI {hws.ci_text(margin)}). The best scripted policy, {best_scripted.lower()}, earns {rb.mean:.2f} "
+   f"({hws.ci_text(rb)}) with {bs['collision_rate']:.0%} collisions.")
+
+# %% [markdown]
+# **Targets.** @leurent2019social report training returns of about 6.2 to 6.4 for the ego-attention agent and 3.8
+# for the fully-connected one after 4000 episodes; our targets are a mean return of at least 6.4 for the
+# ego-attention agent and a margin of at least 1.5 over the MLP on the same scenes. (highway-env has changed since
+# the paper, so its numbers are not on exactly today's return scale; they are a reference, not a like-for-like
+# comparison.) Earlier versions of this chapter evaluated on the first 200 validation seeds, which had been looked
+# at when the shipped checkpoints were chosen; a number measured on the seeds a choice was made on can be a
+# favourable draw, which is why the reported numbers come from test seeds only.
+
+# %%
+#| echo: false
+def target_text(name, iv, threshold, verdict):
+    where = f"{iv.mean:.2f}, 95% CI {hws.ci_text(iv)}"
+    if verdict == "met":
+        return f"the target {name} ≥ {threshold} is met: the whole interval ({where}) lies above it"
+    if verdict == "not met":
+        return (f"the target {name} ≥ {threshold} is **not met** on the {stored['split']} scenes: the whole "
+                f"interval ({where}) lies below it")
+    return (f"the target {name} ≥ {threshold} is **not met** on the {stored['split']} scenes: the interval "
+            f"({where}) still contains {threshold}, so the data do not confirm it")
+
+
+T = S["targets"]
+md(f"Judged on the intervals, {target_text('mean return', re_, hws.TARGET_RETURN, T['return'])}; and "
+   f"{target_text('margin over the MLP', margin, hws.TARGET_MARGIN, T['margin'])}.")
 
 # %% [markdown]
 # ## One episode, seen through the agent's attention
@@ -248,13 +296,17 @@ display(animation(hwp.episode_gif(episode) if make_gif else None, hwp.episode_fr
 # %%
 #| echo: false
 always = [n for n in results if n.startswith("Always")]
-claim(max(results[n]["success_rate"] for n in always) <= 0.5,
-      "no constant-action policy arrives in more than half of the episodes (no fixed rule solves the task)")
+claim(not any(S["success"][n].lo > 0.5 and S["collision"][n].hi < 0.25 for n in always),
+      "no constant-action policy is shown to solve the task (to arrive in more than half of the episodes and "
+      "collide in fewer than a quarter, by the 95% intervals)")
+best_const = max(always, key=lambda n: results[n]["success_rate"])
+dbs = diffs[(AGENTS["ego_attention"], best_scripted)]
 md(f"The ego-attention architecture gives us two things to build on. First, a task that no fixed rule solves: the "
-   f"best constant-action policy arrives in {max(results[n]['success_rate'] for n in always):.0%} of the episodes, "
-   f"so an agent that does better must base its decisions on the traffic; the ego-attention agent arrives in "
-   f"{ea['success_rate']:.0%} and earns {ea['mean_return']:.2f} (95% CI ± {ea['ci95']:.2f}) against "
-   f"{bs['mean_return']:.2f} for the best scripted policy.")
+   f"best constant-action policy, {best_const.lower()}, arrives in {results[best_const]['success_rate']:.0%} of "
+   f"the episodes and collides in {results[best_const]['collision_rate']:.0%}, so an agent that does better must "
+   f"base its decisions on the traffic; the ego-attention agent arrives in "
+   f"{ea['success_rate']:.0%} and earns {re_.mean:.2f} (95% CI {hws.ci_text(re_)}), {dbs.mean:+.2f} "
+   f"(95% CI {hws.ci_text(dbs)}) more than the best scripted policy on the same scenes.")
 
 # %% [markdown]
 # Second, an explicit,

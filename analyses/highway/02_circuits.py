@@ -44,7 +44,7 @@ torch.manual_seed(seed)
 np.random.seed(seed)
 torch.set_num_threads(1)
 model = artifacts.load("highway/ego_attention", device=device)
-D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device)
+D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device, progress=False)
 obs = D["obs"].to(device)  # [T, 15, 7]
 with torch.no_grad():
     q, cache = model.run_with_cache(obs)
@@ -174,6 +174,10 @@ md("Reading the FASTER − SLOWER difference of @fig-highway-ov: " + "; ".join(l
 # %%
 pattern = cache["attn.hook_pattern"]  # [T, H, 15]
 V = hws.vehicle_table(obs, pattern)
+# chance levels: how often a present other vehicle drawn uniformly at random in each step would be the nearest one
+# (the mean of 1 / number of present vehicles) or an approaching one
+per_step = V.groupby("obs").agg(n=("vehicle", "size"), approaching=("closing", lambda c: float((c > 0).mean())))
+chance_nearest, chance_approaching = float((1 / per_step["n"]).mean()), float(per_step["approaching"].mean())
 rows = []
 for h in range(H):
     w = V[f"w{h}"]
@@ -181,8 +185,8 @@ for h in range(H):
     ent = -(pattern[:, h] * pattern[:, h].clamp_min(1e-12).log()).sum(-1)
     rows.append({"head": h, "weight on ego": pattern[:, h, 0].mean().item(),
                  "entropy (nats)": ent.mean().item(),
-                 "top vehicle is nearest": top["nearest"].mean(),
-                 "top vehicle approaching": (top["closing"] > 0).mean(),
+                 "top vehicle is nearest": top["nearest"].mean(), "nearest by chance": chance_nearest,
+                 "top vehicle approaching": (top["closing"] > 0).mean(), "approaching by chance": chance_approaching,
                  "ρ(weight, distance)": stats.spearmanr(w, V["distance"])[0],
                  "ρ(weight, closing speed)": stats.spearmanr(w, V["closing"])[0],
                  "ρ(weight, speed)": stats.spearmanr(w, V["speed"])[0],
@@ -191,7 +195,7 @@ heads = pd.DataFrame(rows)
 
 # %%
 #| label: tbl-highway-heads
-#| tbl-cap: "How each head distributes its attention over real episodes: mean weight on the ego itself, mean pattern entropy, how often the most-attended other vehicle is the nearest one or is approaching, and Spearman correlations (ρ) of the weight on each present other vehicle with its geometry."
+#| tbl-cap: "How each head distributes its attention over real episodes: mean weight on the ego itself, mean pattern entropy, how often the most-attended other vehicle is the nearest one or is approaching (next to the chance level: a present other vehicle drawn uniformly at random in each step), and Spearman correlations (ρ) of the weight on each present other vehicle with its geometry."
 md_table(heads, digits=3)
 
 # %%
@@ -216,7 +220,10 @@ def describe(r):
 
 
 md("In words: " + "; ".join(describe(r) for _, r in heads.iterrows()) + " (a negative ρ with distance means nearer "
-   "vehicles get more weight, a positive ρ with closing speed that approaching ones do).")
+   "vehicles get more weight, a positive ρ with closing speed that approaching ones do). For comparison, a present "
+   f"other vehicle drawn uniformly at random is the nearest one in {100 * chance_nearest:.0f}% of the steps (there "
+   f"are {per_step['n'].mean():.1f} present other vehicles per step on average) and an approaching one in "
+   f"{100 * chance_approaching:.0f}%.")
 
 # %% [markdown]
 # ## Logit lens: which action each intermediate representation already points to
@@ -246,11 +253,14 @@ lens_rows = [{"representation": f"head(·) on {k}", "agrees with greedy action":
               "mean |ΔQ|": (v - q).abs().mean().item()} for k, v in lens.items()]
 lens_rows += [{"representation": f"head(mlp(·)) on {k}", "agrees with greedy action": (v.argmax(-1) == greedy).float().mean().item(),
                "mean |ΔQ|": (v - q).abs().mean().item()} for k, v in lens_rest.items()]
+majority = int(torch.bincount(greedy, minlength=len(ACTIONS)).argmax())  # chance level: always the commonest action
+lens_rows += [{"representation": f"always {ACTIONS[majority]} (chance level)",
+               "agrees with greedy action": (greedy == majority).float().mean().item(), "mean |ΔQ|": float("nan")}]
 lens_final_err = (lens["mlp.1.hook_post"] - q).abs().max().item()
 
 # %%
 #| label: tbl-highway-lens
-#| tbl-cap: "Logit lens on the ego-attention network: agreement of each lens' argmax with the greedy action and mean absolute difference from the final Q-values, over all observations."
+#| tbl-cap: "Logit lens on the ego-attention network: agreement of each lens' argmax with the greedy action and mean absolute difference from the final Q-values, over all observations. The last row is the chance level: always the agent's commonest action."
 md_table(lens_rows, digits=3)
 
 # %%
@@ -265,7 +275,8 @@ md(f"The lens of the last layer reproduces the Q-values exactly (largest differe
      f"{100 * (ego_only == greedy).float().mean():.0f}% of the time; with the attention output added back "
      f"(through either head alone) the agreement is "
      + ", ".join(f"{100 * (lens_rest[f'ego + head {h} only'].argmax(-1) == greedy).float().mean():.0f}% (head {h})"
-                 for h in range(H)) + ".")
+                 for h in range(H)) + f", against {100 * greedy_share[ACTIONS[majority]]:.0f}% for always choosing "
+     f"{ACTIONS[majority]}, the agent's commonest action (the chance level of these agreements).")
 
 # %% [markdown]
 # ## Discussion

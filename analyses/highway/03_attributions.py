@@ -55,7 +55,7 @@ rng = np.random.default_rng(seed)
 torch.set_num_threads(1)
 model = artifacts.load("highway/ego_attention", device=device)
 model64 = artifacts.load("highway/ego_attention", device=device).double()
-D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device)
+D = hws.collect_episodes(model, n_episodes, seed=eval_seed, device=device, progress=False)
 obs = D["obs"].to(device)  # [T, 15, 7]
 with torch.no_grad():
     q, cache = model.run_with_cache(obs)

@@ -81,11 +81,7 @@ A = hw.ACTIONS
 # disjoint from training and from the closed-loop evaluation.
 
 # %%
-env = hw.make_env(state_seed)
-act = ddqn.greedy_policy(model, device=device)
-episodes = [hws.run_episode(env, act, state_seed + i) for i in range(n_state_episodes)]
-env.close()
-X = torch.tensor(np.array([o for e in episodes for o in e["obs"]]), dtype=torch.float32, device=device)  # [n, 15, 7]
+X = hws.collect_episodes(model, n_state_episodes, seed=state_seed, device=device, progress=False)["obs"].to(device)
 with torch.no_grad():
     Q, cache = model.run_with_cache(X)
 greedy = Q.argmax(-1)
@@ -130,6 +126,7 @@ def random_other(scores):  # bool [B, N]: one present other vehicle at random
 
 others = torch.ones(hw.N_VEHICLES, dtype=torch.bool)
 others[0] = False
+RANDOM_MASK = mask_attention("attn.hook_attn_scores", random_other)
 W = model.head.weight.detach()  # [3, 64]
 post = cache["mlp.1.hook_post"]  # [n, 64]
 direct = (post * (W[0] - W[2])).abs().mean(0)
@@ -144,7 +141,7 @@ EDITS = {
     "both heads mean-ablated": [ablate("attn.hook_combine", None, "mean", cache["attn.hook_combine"])],
     "attention to all other vehicles masked": [mask_attention("attn.hook_attn_scores", others)],
     "attention to the most-attended vehicle masked": [mask_attention("attn.hook_attn_scores", most_attended)],
-    "attention to a random other vehicle masked": [mask_attention("attn.hook_attn_scores", random_other)],
+    "attention to a random other vehicle masked": [RANDOM_MASK],
     f"top-{k_neurons} MLP neurons mean-ablated": [ablate("mlp.1.hook_post", [top], "mean", post)],
     f"{k_neurons} random MLP neurons mean-ablated": [ablate("mlp.1.hook_post", [rand_neurons], "mean", post)],
 }
@@ -188,8 +185,12 @@ LOOP = ["head 0 mean-ablated", "head 1 mean-ablated", "attention to all other ve
 
 
 def closed_loop(hooks, desc):
+    # episodes run in parallel processes (same numbers), except under the random mask: it draws from one generator
+    # across all episodes in turn, so it runs in one process to keep those draws
+    workers = 1 if any(h is RANDOM_MASK for h in hooks) else None
     with edited(model, hooks):
-        r = hws.evaluate(ddqn.greedy_policy(model, device=device), n_eval_episodes, eval_seed, desc=desc)
+        r = hws.evaluate(ddqn.greedy_policy(model, device=device), n_eval_episodes, eval_seed, desc=desc,
+                         progress=False, workers=workers)
     return {"return": f"{r['mean_return']:.2f} ± {r['ci95']:.2f}", "mean return": r["mean_return"],
             "success": r["success_rate"], "collision": r["collision_rate"], "speed": r["mean_speed"],
             "length": r["mean_length"], "returns": r["returns"]}

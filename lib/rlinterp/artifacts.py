@@ -109,14 +109,28 @@ class AblationGrid:
 
 @dataclass(frozen=True)
 class HighwayEval:
-    """Greedy evaluation of the highway agents and the scripted baselines on fresh scenes."""
+    """Greedy evaluation of the highway agents and the scripted baselines, paired on the same scenes: the first
+    ``n_episodes`` seeds of the ``split`` range of :func:`rlinterp.seeds.split` ``("highway")`` ("test": the
+    reported numbers; "validation": for choosing)."""
 
-    n_episodes: int = 200  # episodes per policy
-    seed: int = 1_000_000  # first environment seed (disjoint from the training seeds)
-    random_seed: int = 0  # seed of the uniformly random policy
+    n_episodes: int = 500  # episodes per policy (the same scenes for every policy)
+    split: str = "test"  # "test" or "validation" seeds
+    random_seed: int = 0  # seed of the uniformly random policy (reseeded per episode with the scene's seed)
 
     def __post_init__(self):
         _check_positive(self, "n_episodes")
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"HighwayEval.split must be 'test' or 'validation', got {self.split!r}")
+        if isinstance(self.random_seed, bool) or not isinstance(self.random_seed, int) or self.random_seed < 0:
+            raise ValueError(f"HighwayEval.random_seed must be an integer >= 0, got {self.random_seed!r}")
+
+    @property
+    def seeds(self):
+        """The environment seeds, an int64 array of ``n_episodes``."""
+        from rlinterp.seeds import split
+
+        s = split("highway")
+        return s.test_seeds(self.n_episodes) if self.split == "test" else s.validation_seeds(self.n_episodes)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -521,16 +535,21 @@ HIGHWAY_AGENTS = {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
 
 
 def build_highway_eval(config: HighwayEval, device: str = "cpu", progress: bool = True, models: dict | None = None,
-                       data_dir: Path | None = None) -> dict:
-    """Evaluate the greedy agents (``models``, default: the shipped ones) and the scripted policies.
+                       data_dir: Path | None = None, workers: int | None = None) -> dict:
+    """Evaluate the greedy agents (``models``, default: the shipped ones) and the scripted policies on the same
+    scenes (``config.seeds``), in ``workers`` processes (default: one per core; the numbers do not depend on it).
 
-    Returns ``{"n_episodes", "seed", "checkpoints": {agent: sha256 of its shipped checkpoint}, "results": {policy:
-    studies.highway.evaluate(...)}}``."""
+    Returns ``{"n_episodes", "split", "seed" (the first), "checkpoints": {agent: sha256 of its shipped checkpoint},
+    "results": {policy: studies.highway.evaluate_policies(...)[policy]}}``; every result keeps its per-episode
+    returns and outcomes in seed order, so any two policies can be compared paired."""
+    import hashlib
+
     from rlinterp.envs import highway as hw
     from rlinterp.learners.ddqn import greedy_policy
     from rlinterp.studies import highway as hws
     from rlinterp.pipeline.manifest import read_manifest
 
+    models_are_shipped = models is None
     if models is None:
         models = {k: load(f"highway/{k}", device, data_dir) for k in HIGHWAY_AGENTS}
     policies = {HIGHWAY_AGENTS[k]: greedy_policy(models[k], device=device) for k in HIGHWAY_AGENTS}
@@ -538,9 +557,18 @@ def build_highway_eval(config: HighwayEval, device: str = "cpu", progress: bool 
     policies["Random"] = hws.random_policy(config.random_seed)
     manifest = read_manifest(data_dir)
     checkpoints = {k: manifest.get(f"highway/{k}.pt", {}).get("sha256") for k in HIGHWAY_AGENTS}
-    results = {name: hws.evaluate(p, config.n_episodes, config.seed, progress=progress, desc=name)
-               for name, p in policies.items()}
-    return dict(n_episodes=config.n_episodes, seed=config.seed, checkpoints=checkpoints, results=results)
+    seeds = config.seeds
+    workers = workers if workers is not None else (1 if device != "cpu" else os.cpu_count() or 1)
+    # finished chunks are cached under runs/ (keyed by the checkpoints and the random policy's seed): a rebuild that
+    # was interrupted resumes where it stopped (the highway-env version and the env config are in the key)
+    from importlib.metadata import version
+
+    key = hashlib.sha256(json.dumps([checkpoints, config.random_seed, version("highway-env"), hw.env_config()],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    cache = ROOT / "runs" / "highway" / f"eval_cache_{key}" if models_are_shipped else None
+    results = hws.evaluate_policies(policies, seeds, workers=workers, progress=progress, cache_dir=cache)
+    return dict(n_episodes=config.n_episodes, split=config.split, seed=int(seeds[0]), checkpoints=checkpoints,
+                results=results)
 
 
 def load_highway_eval(paths: list[Path], device: str = "cpu", data_dir: Path | None = None) -> dict:
@@ -553,11 +581,21 @@ def load_highway_eval(paths: list[Path], device: str = "cpu", data_dir: Path | N
     if stored.get("checkpoints") != now:
         raise DataError(f"data/highway/eval.json was computed with other checkpoints than the shipped "
                         f"data/highway/*.pt; rebuild it with `{get('highway/eval').command}`")
+    from rlinterp.studies.highway import EPISODE_FIELDS
+
+    c = get("highway/eval").config
+    if (stored.get("split"), stored.get("n_episodes")) != (c.split, c.n_episodes) or any(
+            len(r.get(f, ())) != c.n_episodes for r in stored["results"].values() for f in EPISODE_FIELDS):
+        raise DataError(f"data/highway/eval.json is not the declared evaluation ({c.n_episodes} {c.split} scenes "
+                        f"per policy with per-episode outcomes; it has {stored.get('n_episodes')} "
+                        f"{stored.get('split', 'old-protocol')} scenes); rebuild it with "
+                        f"`{get('highway/eval').command}`")
     return stored
 
 
 def metrics_highway_eval(stored: dict) -> list[dict]:
-    return [{name: round(r["mean_return"], 3) for name, r in stored["results"].items()}]
+    return [{"n_episodes": stored["n_episodes"], "split": stored["split"],
+             **{name: round(r["mean_return"], 3) for name, r in stored["results"].items()}}]
 
 
 # ----------------------------------------------------------------------------------------------------------------

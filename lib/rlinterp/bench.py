@@ -72,7 +72,14 @@ def heist(fast: bool = False) -> list[Row]:
     ]
 
 
-STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip, "ad": ad, "heist": heist}
+def highway(fast: bool = False) -> list[Row]:
+    """Highway: the stored test evaluation with 95% intervals, targets judged on the intervals (studies.highway)."""
+    from rlinterp.studies.highway import bench_rows
+
+    return bench_rows(fast)
+
+
+STUDIES: dict[str, Callable[[bool], list[Row]]] = {"coinflip": coinflip, "highway": highway, "ad": ad, "heist": heist}
 
 
 def bench(fast: bool = False, studies: list[str] | None = None, print_fn=print) -> dict[str, list[Row]]:

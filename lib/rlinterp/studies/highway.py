@@ -9,7 +9,10 @@ The environment is :mod:`rlinterp.envs.highway`, the networks :mod:`rlinterp.mod
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -21,22 +24,26 @@ from torch import Tensor
 from rlinterp.progress import tqdm
 from transformer_lens import HookedRootModule
 
-from rlinterp.envs.highway import ACTIONS, has_arrived, make_env, obs_positions
+from rlinterp.envs.highway import ACTIONS, env_config, has_arrived, make_env, obs_positions
 from rlinterp.models.ego_attention import N_FEATURES, N_VEHICLES, EgoAttentionNetwork
 from rlinterp.models.layers import MLP
-from rlinterp.stats import mean_interval
-from rlinterp.validation import check_int
+from rlinterp.seeds import split as _seed_split
+from rlinterp.stats import Interval, mean_interval, paired_difference, wilson
+from rlinterp.validation import check_float, check_int
 from rlinterp.studies.highway_plots import world_to_pixel
 
 # --------------------------------------------------------------------------------------------------------------------
 # Policies, episodes, evaluation
 # --------------------------------------------------------------------------------------------------------------------
 Policy = Callable[[np.ndarray], int]
+_SPLIT = _seed_split("highway")
 
 
-#: Evaluation seeds start here; training seeds its environments with ``seed * 1000 + worker`` (< 10**6 for the seeds
-#: we use), so evaluation episodes are fresh traffic scenes the agents never trained on.
-EVAL_SEED = 1_000_000
+#: The first validation seed (choosing: checkpoints, the episode a figure shows, the analysis episodes of chapters 2-4)
+#: and the first test seed (the reported evaluation) of :func:`rlinterp.seeds.split` ``("highway")``. Training seeds
+#: its environments with ``seed * 1000 + worker`` (< 10**6), so both are fresh traffic scenes.
+VALIDATION_SEED = _SPLIT.validation.start
+TEST_SEED = _SPLIT.test.start
 
 
 def constant_policy(action: int) -> Policy:
@@ -46,20 +53,38 @@ def constant_policy(action: int) -> Policy:
     return lambda obs: action
 
 
-def random_policy(seed: int = 0) -> Policy:
-    """Uniformly random actions from its own seeded generator."""
-    rng = np.random.default_rng(seed)
-    return lambda obs: int(rng.integers(len(ACTIONS)))
+class RandomPolicy:
+    """Uniformly random actions. :func:`run_episode` calls ``reset(env_seed)`` at the start of every episode, which
+    reseeds the generator from ``(seed, env_seed)``: an episode's actions depend on its scene only, not on which
+    episodes ran before it (so evaluations can be split across processes and stay identical)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = check_int("seed", seed, 0)
+        self.rng = np.random.default_rng(self.seed)
+
+    def reset(self, env_seed: int) -> None:
+        self.rng = np.random.default_rng([self.seed, check_int("env_seed", env_seed, 0)])
+
+    def __call__(self, obs: np.ndarray) -> int:
+        return int(self.rng.integers(len(ACTIONS)))
+
+
+def random_policy(seed: int = 0) -> RandomPolicy:
+    """Uniformly random actions, reseeded per episode from ``(seed, env seed)`` (:class:`RandomPolicy`)."""
+    return RandomPolicy(seed)
 
 
 def run_episode(env: gym.Env, policy: Policy, seed: int, render: bool = False, max_steps: int | None = None,
                 callback: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
     """One episode from ``env.reset(seed=seed)``; returns its return, length, outcome and (optionally) frames.
 
+    A policy with a ``reset(seed)`` method (:class:`RandomPolicy`) is reset with the episode's seed first.
     ``callback(obs)`` is called before every action and its results are collected in ``"extras"`` (e.g. Q-values
     and attention for the figures). ``frames`` holds ``len + 1`` frames (the initial scene and one per step) and
     ``pixels`` the pixel coordinates of the observed vehicles in each frame.
     """
+    if hasattr(policy, "reset"):
+        policy.reset(seed)
     obs, _ = env.reset(seed=seed)
     ret, steps, speeds, crashed = 0.0, 0, [], False
     out: dict[str, list] = {"obs": [], "actions": [], "rewards": [], "frames": [], "pixels": [], "extras": []}
@@ -92,27 +117,221 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, render: bool = False, m
                 mean_speed=float(np.mean(speeds)), truncated=bool(truncated))
 
 
-def evaluate(policy: Policy, n_episodes: int = 100, seed: int = EVAL_SEED, progress: bool = True,
-             desc: str = "evaluate", **overrides: Any) -> dict[str, Any]:
-    """Run ``policy`` on ``n_episodes`` fresh scenes (env seeds ``seed, seed+1, ...``) and summarise.
+#: The per-episode fields :func:`evaluate` keeps (lists over the seeds, in seed order).
+EPISODE_FIELDS = ("returns", "arrived", "crashed", "lengths", "speeds")
 
-    Returns mean return with its 95% CI (Student t), success (arrival) and collision rates, mean episode length,
-    mean ego speed (m/s, averaged over steps then episodes) and the per-episode returns.
-    """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    env = make_env(seed, **overrides)
-    eps = [run_episode(env, policy, seed + i) for i in tqdm(range(n_episodes), desc=desc, disable=not progress)]
+_JOB: dict[str, Any] = {}  # the policies and env overrides of the episodes in progress (inherited by forked workers)
+
+
+def _run_chunk(task: tuple[str, list[int], bool]) -> tuple[str, list[tuple]]:
+    """Episodes of policy ``name`` on ``seeds`` (one worker's share): rows (return, arrived, crashed, length, mean
+    speed), with the observations [T, 15, 7] and actions [T] appended when ``keep``."""
+    name, seeds, keep = task
+    policy, overrides = _JOB["policies"][name], _JOB["overrides"]
+    env = make_env(seeds[0], **overrides)
+    rows = []
+    for s in seeds:
+        e = run_episode(env, policy, s)
+        row = (e["ret"], e["arrived"], e["crashed"], e["length"], e["mean_speed"])
+        rows.append(row + (np.stack(e["obs"]), e["actions"]) if keep else row)
     env.close()
-    returns = [e["ret"] for e in eps]
-    ci = mean_interval(returns, method="t")
-    mean, half = ci.mean, ci.half
-    return dict(n_episodes=n_episodes, seed=seed, mean_return=mean, ci95=half,
-                success_rate=float(np.mean([e["arrived"] for e in eps])),
-                collision_rate=float(np.mean([e["crashed"] for e in eps])),
-                mean_length=float(np.mean([e["length"] for e in eps])),
-                mean_speed=float(np.mean([e["mean_speed"] for e in eps])),
-                returns=[round(r, 4) for r in returns])
+    return name, rows
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def default_workers(device: str = "cpu") -> int:
+    """Processes for episodes: one per core on the CPU, one with an accelerator (its context does not fork)."""
+    return (os.cpu_count() or 1) if str(device) == "cpu" else 1
+
+
+def run_episodes(policies: dict[str, Policy], seeds: Any, workers: int | None = None, progress: bool = True,
+                 chunk: int | None = None, cache_dir: str | Path | None = None, keep: bool = False,
+                 desc: str = "episodes", **overrides: Any) -> dict[str, list[tuple]]:
+    """Every policy of ``policies`` (name -> policy) on the scenes ``seeds`` (env seeds): ``{name: [row per seed, in
+    seed order]}`` with rows ``(return, arrived, crashed, length, mean speed)`` (``keep``: plus the observations
+    [T, 15, 7] and the actions).
+
+    Every episode is a function of its seed and policy alone (``env.reset(seed=...)``, :class:`RandomPolicy`
+    reseeds per episode), so ``workers`` forked processes (default :func:`default_workers`) give the same episodes
+    as one process, only sooner on a machine with free cores. ``chunk`` seeds go to a task (default: enough tasks to
+    keep every worker busy, at most 10 seeds each). A policy that draws from a generator shared across episodes (not
+    reseeded per scene) must run with ``workers=1`` to keep its draws. With ``cache_dir`` (not with ``keep``) every
+    finished task is written there as ``<policy>_<first seed>_<n>.json`` and read back instead of run again, so an
+    interrupted long evaluation resumes; the caller keys ``cache_dir`` by everything that identifies the policies
+    (checkpoint hashes, the random policy's seed) and the environment.
+    """
+    seeds = [check_int("seed", int(s), 0) for s in np.asarray(seeds).ravel()]
+    if not seeds:
+        raise ValueError("run_episodes needs at least one seed")
+    if not policies:
+        raise ValueError("run_episodes needs at least one policy")
+    workers = default_workers() if workers is None else check_int("workers", workers, 1)
+    chunk = min(10, -(-len(seeds) // (2 * workers))) if chunk is None else check_int("chunk", chunk, 1)
+    if keep and cache_dir is not None:
+        raise ValueError("run_episodes: cache_dir stores outcomes only; it cannot be used with keep=True")
+    env_config(**overrides)  # unknown keys fail here, before any episode runs
+    # chunk-major order: an interrupted (cached) run holds every policy on the same first seeds
+    tasks = [(name, seeds[i:i + chunk], keep) for i in range(0, len(seeds), chunk) for name in policies]
+    rows: dict[str, dict[int, list[tuple]]] = {name: {} for name in policies}
+    bar = tqdm(total=len(seeds) * len(policies), desc=desc, disable=not progress)
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+
+        def cached(task):
+            return cache_dir / f"{task[0].replace(' ', '_')}_{task[1][0]}_{len(task[1])}.json"
+
+        for task in tasks:
+            if cached(task).exists():
+                rows[task[0]][task[1][0]] = [tuple(r) for r in json.loads(cached(task).read_text())]
+                bar.update(len(task[1]))
+        tasks = [t for t in tasks if t[1][0] not in rows[t[0]]]
+    _JOB.update(policies=policies, overrides=overrides)
+    pool = None
+    try:
+        if min(workers, len(tasks)) <= 1:
+            results = map(_run_chunk, tasks)
+        else:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(min(workers, len(tasks)), initializer=_worker_init)
+            results = pool.imap(_run_chunk, tasks)
+        for task, (_, r) in zip(tasks, results):
+            rows[task[0]][task[1][0]] = r
+            if cache_dir is not None:
+                cached(task).write_text(json.dumps(r))
+            bar.update(len(r))
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _JOB.clear()
+        bar.close()
+    return {name: [row for first in sorted(rows[name]) for row in rows[name][first]] for name in policies}
+
+
+def evaluate_policies(policies: dict[str, Policy], seeds: Any, workers: int | None = None, progress: bool = True,
+                      chunk: int | None = None, cache_dir: str | Path | None = None,
+                      **overrides: Any) -> dict[str, dict[str, Any]]:
+    """Every policy of ``policies`` (name -> policy) on the same scenes ``seeds`` (env seeds; paired), summarised
+    per policy as :func:`evaluate` does; the episodes are run by :func:`run_episodes` (``workers``, ``chunk``,
+    ``cache_dir`` as there: the numbers do not depend on the number of workers)."""
+    seeds = np.asarray(seeds).ravel()
+    rows = run_episodes(policies, seeds, workers, progress, chunk, cache_dir, desc="evaluate", **overrides)
+    return {name: _summary(r, [int(s) for s in seeds]) for name, r in rows.items()}
+
+
+def _summary(rows: list[tuple], seeds: list[int]) -> dict[str, Any]:
+    ret, arr, cra, length, speed = (list(c) for c in zip(*rows))
+    ci = mean_interval(ret, method="t")
+    return dict(n_episodes=len(seeds), seed=seeds[0], mean_return=ci.mean, ci95=ci.half, lo=ci.lo, hi=ci.hi,
+                success_rate=float(np.mean(arr)), collision_rate=float(np.mean(cra)),
+                mean_length=float(np.mean(length)), mean_speed=float(np.mean(speed)),
+                returns=[round(float(r), 6) for r in ret], arrived=[bool(a) for a in arr],
+                crashed=[bool(c) for c in cra], lengths=[int(n) for n in length],
+                speeds=[round(float(v), 4) for v in speed])
+
+
+def evaluate(policy: Policy, n_episodes: int = 100, seed: int = TEST_SEED, progress: bool = True,
+             desc: str = "evaluate", workers: int | None = None, **overrides: Any) -> dict[str, Any]:
+    """Run ``policy`` on ``n_episodes`` fresh scenes (env seeds ``seed, seed+1, ...``; default: the first test
+    seeds) and summarise.
+
+    Returns mean return with its 95% CI (Student t: ``ci95`` half-width, ``lo``, ``hi``), success (arrival) and
+    collision rates, mean episode length, mean ego speed (m/s, averaged over steps then episodes) and the per-episode
+    ``returns``, ``arrived``, ``crashed``, ``lengths``, ``speeds`` (in seed order, for paired comparisons).
+    ``workers``: processes (:func:`run_episodes`; the numbers do not depend on it).
+    """
+    n_episodes = check_int("n_episodes", n_episodes, 1)
+    seed = check_int("seed", seed, 0)
+    return evaluate_policies({desc: policy}, np.arange(seed, seed + n_episodes), workers=workers,
+                             progress=progress, **overrides)[desc]
+
+
+#: The targets of the highway study (issue 12): the paper's ego-attention return (6.2 to 6.4 after 4000 episodes) and
+#: a margin over the fully-connected baseline, paired on the same scenes.
+TARGET_RETURN = 6.4
+TARGET_MARGIN = 1.5
+
+
+def verdict(interval: Interval, threshold: float) -> str:
+    """A threshold target ``value >= threshold`` judged on a 95% interval, not on the point estimate: "met" when
+    the whole interval lies at or above ``threshold``, "not met" when it lies below, "undecided" when it straddles."""
+    threshold = check_float("threshold", threshold)
+    if not isinstance(interval, Interval) or not np.isfinite([interval.lo, interval.hi]).all():
+        raise ValueError(f"verdict needs an Interval with finite bounds, got {interval!r}")
+    if interval.lo >= threshold:
+        return "met"
+    return "not met" if interval.hi < threshold else "undecided"
+
+
+def eval_summary(stored: dict[str, Any], agent: str = "Ego-attention DQN",
+                 baseline: str = "MLP DQN") -> dict[str, Any]:
+    """Intervals and target verdicts of a stored evaluation (``artifacts.load("highway/eval")`` or
+    ``artifacts.build("highway/eval", ...)``): every policy's mean return (Student t), arrival and collision rates
+    (Wilson), the paired difference ``agent - baseline`` of the returns (Student t over the shared scenes) and the
+    verdicts of ``agent >= TARGET_RETURN`` and ``agent - baseline >= TARGET_MARGIN`` on those intervals.
+
+    Returns ``{"rows": [one dict per policy], "return": {policy: Interval}, "success": ..., "collision": ...,
+    "margin": Interval, "targets": {"return": verdict, "margin": verdict}, "n": episodes per policy}``."""
+    results = stored["results"]
+    for name in (agent, baseline):
+        if name not in results:
+            raise ValueError(f"eval_summary: no policy {name!r} in the evaluation; it has {', '.join(results)}")
+    lengths = {len(r["returns"]) for r in results.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"eval_summary: the policies were not evaluated on the same scenes (episodes {lengths})")
+    n = lengths.pop()
+    ret = {k: mean_interval(r["returns"], method="t") for k, r in results.items()}
+    succ = {k: wilson(r["success_rate"], n) for k, r in results.items()}
+    coll = {k: wilson(r["collision_rate"], n) for k, r in results.items()}
+    margin = paired_difference(results[agent]["returns"], results[baseline]["returns"], method="t") if n > 1 \
+        else Interval(ret[agent].mean - ret[baseline].mean, float("nan"), float("nan"))
+    targets = {"return": verdict(ret[agent], TARGET_RETURN) if n > 1 else "undecided",
+               "margin": verdict(margin, TARGET_MARGIN) if n > 1 else "undecided"}
+    rows = [{"policy": k, "return": ret[k].mean, "95% CI": ci_text(ret[k]), "success": f"{succ[k].mean:.1%}",
+             "success 95% CI": ci_text(succ[k], "{:.1%}"), "collision": f"{coll[k].mean:.1%}",
+             "collision 95% CI": ci_text(coll[k], "{:.1%}"), "length": r["mean_length"], "speed": r["mean_speed"]}
+            for k, r in results.items()]
+    return dict(rows=rows, n=n, agent=agent, baseline=baseline, **{"return": ret}, success=succ, collision=coll,
+                margin=margin, targets=targets)
+
+
+def ci_text(iv: Interval, fmt: str = "{:.2f}") -> str:
+    """The text "[lo, hi]" of an interval, each bound in ``fmt`` ("n/a" when a bound is not finite: one sample)."""
+    if not np.isfinite([iv.lo, iv.hi]).all():
+        return "n/a"
+    return f"[{fmt.format(iv.lo)}, {fmt.format(iv.hi)}]"
+
+
+def bench_rows(fast: bool = False) -> list[tuple[str, str, str, bool | None]]:
+    """``rli bench highway``: the stored test evaluation (data/highway/eval.json, checked against the shipped
+    checkpoints) with its intervals and the targets judged on them, and a reproduction check that re-runs the
+    ego-attention agent on the first 3 (``fast``) or 10 test scenes and compares every return with the stored one."""
+    from rlinterp import artifacts
+    from rlinterp.learners.ddqn import greedy_policy
+
+    stored = artifacts.load("highway/eval")
+    S = eval_summary(stored)
+    a, b = S["agent"], S["baseline"]
+    ra, m = S["return"][a], S["margin"]
+    k = min(3 if fast else 10, S["n"])
+    rerun = evaluate(greedy_policy(artifacts.load("highway/ego_attention")), k, stored["seed"], progress=False)
+    same = np.allclose(rerun["returns"], stored["results"][a]["returns"][:k], atol=1e-6, rtol=0)
+    return [
+        (f"{a} mean return, {S['n']} {stored['split']} scenes (seeds {stored['seed']}+), 95% CI",
+         f"{ra.mean:.2f} {ci_text(ra)}", f"≥ {TARGET_RETURN} on the CI", S["targets"]["return"] == "met"),
+        (f"{a} − {b}, paired, 95% CI", f"{m.mean:+.2f} {ci_text(m)}", f"≥ {TARGET_MARGIN} on the CI",
+         S["targets"]["margin"] == "met"),
+        *[(f"{name} mean return, 95% CI", f"{S['return'][name].mean:.2f} {ci_text(S['return'][name])}", "report",
+           None) for name in stored["results"] if name != a],
+        (f"{a} arrivals / collisions", f"{S['success'][a].mean:.1%} / {S['collision'][a].mean:.1%}", "report", None),
+        (f"stored returns reproduce (first {k} scenes re-run)", "identical" if same else "DIFFERENT", "identical",
+         bool(same)),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -131,33 +350,30 @@ def q_and_attention(model: HookedRootModule, device: str = "cpu"):
     return fn
 
 
-def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = EVAL_SEED, device: str = "cpu",
-                     progress: bool = True) -> dict[str, Any]:
+def collect_episodes(model: HookedRootModule, n_episodes: int, seed: int = VALIDATION_SEED, device: str = "cpu",
+                     progress: bool = True, workers: int | None = None) -> dict[str, Any]:
     """Greedy episodes of ``model`` on ``intersection-v0`` (env seeds ``seed, seed+1, ...``), stacked.
 
     Returns ``obs`` [T, 15, 7] float32 tensor (every observation the agent acted on), ``episode`` [T] and ``step`` [T]
-    long tensors, ``action`` [T] long tensor, and per-episode ``returns``, ``arrived``, ``crashed`` lists.
+    long tensors, ``action`` [T] long tensor, and per-episode ``returns``, ``arrived``, ``crashed`` lists. The
+    episodes run in ``workers`` processes (default :func:`default_workers` for ``device``); the result does not
+    depend on it.
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n_episodes = check_int("n_episodes", n_episodes, 1)
     model.eval()
 
     def act(o) -> int:
         with torch.no_grad():
             return int(model(torch.as_tensor(o, dtype=torch.float32, device=device)).argmax())
 
-    env = make_env(seed)
-    obs, epi, stp, acts, rets, arr, cra = [], [], [], [], [], [], []
-    for i in tqdm(range(n_episodes), desc="episodes", disable=not progress):
-        ep = run_episode(env, act, seed + i)
-        obs += ep["obs"]
-        epi += [i] * ep["length"]
-        stp += list(range(ep["length"]))
-        acts += ep["actions"]
-        rets.append(ep["ret"]), arr.append(ep["arrived"]), cra.append(ep["crashed"])
-    env.close()
-    return dict(obs=torch.as_tensor(np.stack(obs), dtype=torch.float32), episode=torch.tensor(epi),
-                step=torch.tensor(stp), action=torch.tensor(acts), returns=rets, arrived=arr, crashed=cra)
+    workers = default_workers(device) if workers is None else workers
+    eps = run_episodes({"greedy": act}, np.arange(seed, seed + n_episodes), workers, progress, keep=True)["greedy"]
+    lengths = [len(e[6]) for e in eps]
+    return dict(obs=torch.as_tensor(np.concatenate([e[5] for e in eps]), dtype=torch.float32),
+                episode=torch.tensor(np.repeat(np.arange(n_episodes), lengths)),
+                step=torch.tensor(np.concatenate([np.arange(n) for n in lengths])),
+                action=torch.tensor([a for e in eps for a in e[6]]), returns=[e[0] for e in eps],
+                arrived=[e[1] for e in eps], crashed=[e[2] for e in eps])
 
 
 def local_affine(mlp: MLP, x: Tensor) -> tuple[Tensor, Tensor]:
