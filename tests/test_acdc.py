@@ -11,34 +11,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from transformer_lens import HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
 from rlinterp.interp.graph import mlp_graph
 from rlinterp.interp.patching import mse_metric
-from rlinterp.models.planted import HandMLP
+from rlinterp.models.planted import LinearReadout, HandMLP
 
 
-class Readout(HookedRootModule):
-    """``y = Σ_i w_i x_i``: one destination (``out.0``) with one edge per input, float64."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.hook_in = HookPoint()
-        self.lin = nn.Linear(len(w), 1, bias=False)
-        self.hook_out = HookPoint()
-        self.setup()
-        self.double()
-        with torch.no_grad():
-            self.lin.weight.copy_(torch.tensor([w], dtype=torch.float64))
-
-    def forward(self, x):
-        return self.hook_out(self.lin(self.hook_in(x)))
-
-    def graph(self):
-        return mlp_graph([("hook_in", self.lin, "hook_out")], model=self)
 
 
 def _load64(m: HandMLP, *ts) -> None:
@@ -78,7 +57,7 @@ HAND = {0.1: ({2}, 0.0225), 0.01: ({0, 1, 2}, 0.0025), 0.001: ({0, 1, 2, 3}, 0.0
 
 @pytest.fixture(scope="module")
 def readout():
-    m = Readout(W)
+    m = LinearReadout(W)
     with torch.no_grad():
         y = m(CLEAN)
     return m, m.graph(), mse_metric(y)
@@ -339,14 +318,14 @@ def test_acdc_progress_is_on_by_default(readout, capsys):
 
 def test_acdc_batch_widths_and_row_cap():
     # 25 edges that do nothing: every test removes its edge; batches of 8, 16, then the last edge
-    zero = Readout([0.0] * 25)
+    zero = LinearReadout([0.0] * 25)
     x, xc = torch.zeros(1, 25, dtype=torch.float64), torch.ones(1, 25, dtype=torch.float64)
     d = mse_metric(zero(x).detach())
     r = acdc(zero, zero.graph(), x, xc, distance=d, threshold=0.1, progress=False)
     assert (r.n_forward, r.n_model_calls, int(r.circuit.keep.sum())) == (26, 4, 0)
     # sources are tested in name order (in.0, in.1, in.10, ..., in.19, in.2, ...); in.0 and in.1 are kept:
     # [K|] [K R] (the width doubles after a correctly predicted batch), then 4, 8 and 10 tests
-    two = Readout([1.0, 1.0] + [0.0] * 23)
+    two = LinearReadout([1.0, 1.0] + [0.0] * 23)
     r = acdc(two, two.graph(), x, xc, distance=mse_metric(two(x).detach()), threshold=0.1, progress=False)
     assert (r.n_forward, r.n_model_calls, r.circuit.edges) == (26, 6, ["in.0->out.0", "in.1->out.0"])
     r2 = acdc(two, two.graph(), x, xc, distance=mse_metric(two(x).detach()), threshold=0.1, progress=False,
@@ -354,12 +333,12 @@ def test_acdc_batch_widths_and_row_cap():
     assert (r2.n_forward, r2.n_model_calls, r2.circuit.edges) == (26, 1 + 1 + 1 + 11, r.circuit.edges)
     # a misprediction inside a batch: the next width is twice the run that was predicted correctly
     # [K|] [K K] [K K R|] (run of 3 -> width 6) [R R R]; with the width not doubled: [R R] [R]
-    five = Readout([1.0] * 5 + [0.0] * 4)
+    five = LinearReadout([1.0] * 5 + [0.0] * 4)
     x9, xc9 = torch.zeros(1, 9, dtype=torch.float64), torch.ones(1, 9, dtype=torch.float64)
     r = acdc(five, five.graph(), x9, xc9, distance=mse_metric(five(x9).detach()), threshold=0.1, progress=False)
     assert (r.n_forward, r.n_model_calls, len(r.circuit.edges)) == (10, 5, 5)
     # at most 8192 stacked rows: 200 examples -> at most 40 tests per pass (8, 16, 32 -> 40, ...)
-    zero100 = Readout([0.0] * 100)
+    zero100 = LinearReadout([0.0] * 100)
     x, xc = torch.zeros(200, 100, dtype=torch.float64), torch.ones(200, 100, dtype=torch.float64)
     r = acdc(zero100, zero100.graph(), x, xc, distance=mse_metric(zero100(x).detach()), threshold=0.1, progress=False)
     assert (r.n_forward, r.n_model_calls) == (101, 1 + 5)  # 8 + 16 + 32 + 40 + 4
@@ -368,14 +347,14 @@ def test_acdc_batch_widths_and_row_cap():
     assert r.n_model_calls == r.n_forward == 26
 
 
-class TupleReadout(Readout):
+class TupleReadout(LinearReadout):
     """Takes its input as a one-element tuple: not a batched tensor, so its edge tests run one per pass."""
 
     def forward(self, inp):
         return super().forward(inp[0])
 
 
-class SummedReadout(Readout):
+class SummedReadout(LinearReadout):
     """Sums its output over the batch: batched edge tests cannot be split back into candidates."""
 
     def forward(self, x):
@@ -442,7 +421,7 @@ def test_rates_and_roc_with_a_single_positive_or_negative():
     fpr, tpr = roc_points(scores, one_false)
     np.testing.assert_allclose(fpr, [0, 0, 1, 1, 1])
     np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
-    m = Readout([0.3, 0.0])
+    m = LinearReadout([0.3, 0.0])
     x, xc = torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)
     d = mse_metric(m(x).detach())
     # τ = .01: in.0 (effect .09) kept, in.1 (no effect) removed

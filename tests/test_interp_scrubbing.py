@@ -5,12 +5,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from transformer_lens import HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
-from rlinterp.models.planted import HandMLP, PlantedMLP, marker_hypothesis, marker_task, planted_transformer
-from rlinterp.interp.graph import mlp_graph, transformer_graph
+from rlinterp.models.planted import LinearReadout, HandMLP, PlantedMLP, marker_hypothesis, marker_task, planted_transformer
+from rlinterp.interp.graph import transformer_graph
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
 
@@ -58,24 +55,6 @@ def test_scrubbing_errors():
 
 
 # ---- resampling and intervals on a hand-built readout ---------------------------------------------------------------
-class Readout(HookedRootModule):
-    """``y = Σ_i w_i x_i`` in float64: sources ``in.i``, one destination ``out.0`` (the output), one edge per input."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.hook_in = HookPoint()
-        self.lin = nn.Linear(len(w), 1, bias=False)
-        self.hook_out = HookPoint()
-        self.setup()
-        self.double()
-        with torch.no_grad():
-            self.lin.weight.copy_(torch.tensor([w], dtype=torch.float64))
-
-    def forward(self, x):
-        return self.hook_out(self.lin(self.hook_in(x)))
-
-    def graph(self):
-        return mlp_graph([("hook_in", self.lin, "hook_out")], model=self)
 
 
 def _sq(out, x):
@@ -85,7 +64,7 @@ def _sq(out, x):
 def test_scrubbing_resamples_every_free_edge_independently():
     # y = x0 − x1 with x0 = x1 on every pool input: one input shared by both edges gives y = 0 exactly; one fresh
     # input per edge (the documented treeified resampling) gives y = i − j for independent draws i, j
-    m = Readout([1.0, -1.0])
+    m = LinearReadout([1.0, -1.0])
     pool = torch.arange(16, dtype=torch.float64)[:, None].repeat(1, 2)
     r = causal_scrubbing(m, m.graph(), Hypothesis({}), pool, _sq, n_boot=0)
     assert r.loss_orig == 0.0
@@ -99,7 +78,7 @@ def test_scrubbing_resamples_every_free_edge_independently():
 def test_scrubbing_draws_from_the_whole_pool():
     # only the last pool input has x0 = 1: unconditional resampling and resampling within a feature class (a
     # constant feature: one class, the whole pool) must both be able to draw it
-    m = Readout([1.0, 0.0])
+    m = LinearReadout([1.0, 0.0])
     pool = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
     const = lambda x: torch.zeros(len(x))  # noqa: E731
     free, agree = [], []
@@ -116,7 +95,7 @@ def test_scrubbing_draws_from_the_whole_pool():
 
 
 def test_scrubbing_feature_classes_and_reference_inputs():
-    m = Readout([1.0, 2.0])
+    m = LinearReadout([1.0, 2.0])
     g = torch.Generator().manual_seed(0)
     pool = torch.randn(40, 2, generator=g, dtype=torch.float64)
     target = m(pool).detach()[:, 0]
@@ -146,7 +125,7 @@ def test_scrubbing_feature_classes_and_reference_inputs():
 
 
 def test_scrubbing_interval_is_the_central_95_percent_bootstrap():
-    m = Readout([1.0, 1.0])
+    m = LinearReadout([1.0, 1.0])
     g = torch.Generator().manual_seed(1)
     pool = torch.randn(60, 2, generator=g, dtype=torch.float64)
     loss = lambda out, x: (out[:, 0] - x.sum(-1)) ** 2  # noqa: E731
@@ -197,7 +176,7 @@ def test_scrubbing_default_edges_through_hidden_layers():
 
 
 def test_scrubbing_unknown_edges_message():
-    m = Readout([1.0, 1.0])
+    m = LinearReadout([1.0, 1.0])
     bad = {f"in.{i}->nowhere" for i in range(7)}
     with pytest.raises(ValueError) as err:
         causal_scrubbing(m, m.graph(), Hypothesis({}, bad), torch.zeros(4, 2, dtype=torch.float64), _sq)
@@ -206,7 +185,7 @@ def test_scrubbing_unknown_edges_message():
 
 
 def test_scrubbing_recovered_is_nan_when_resampling_changes_nothing(capsys):
-    m = Readout([0.0, 0.0])  # the output ignores the input: L_random = L_orig
+    m = LinearReadout([0.0, 0.0])  # the output ignores the input: L_random = L_orig
     pool = torch.randn(8, 2, dtype=torch.float64)
     r = causal_scrubbing(m, m.graph(), Hypothesis({}), pool, _sq, n_boot=0, progress=True)
     assert np.isnan(r.recovered) and r.loss_random == r.loss_orig == 0.0

@@ -33,6 +33,29 @@ from rlinterp.interp.graph import Graph, mlp_graph
 from rlinterp.models.layers import Dense
 
 
+class LinearReadout(HookedRootModule):
+    """``y = Σ_i w_i x_i`` in float64: sources ``in.i``, one destination ``out.0`` (the output), one edge per input.
+
+    The smallest graph on which edge effects add exactly (removing edge i changes y by ``w_i (x'_i - x_i)``), so
+    ACDC's decisions, ROC curves and scrubbing's resampling can be computed by hand in tests."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.hook_in = HookPoint()
+        self.lin = nn.Linear(len(w), 1, bias=False)
+        self.hook_out = HookPoint()
+        self.setup()
+        self.double()
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor([w], dtype=torch.float64))
+
+    def forward(self, x):
+        return self.hook_out(self.lin(self.hook_in(x)))
+
+    def graph(self) -> Graph:
+        return mlp_graph([("hook_in", self.lin, "hook_out")], model=self)
+
+
 class HandMLP(HookedRootModule):
     """A 2-hidden-layer ReLU MLP with hand-set weights, hooked like the coin-flip DQN (``hook_obs``,
     ``mlp.{0,1}.hook_pre/post``, ``hook_out``). Inputs ``[batch, d_in]`` floats in {0, 1}, the last coordinate
