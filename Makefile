@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: any other version would pull gigabytes of CUDA wheels
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" $(TORCH_INDEX_$(TORCH))
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,cluster]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,cluster,mutation]"
 	touch $(STAMP)
 
 venv: $(STAMP)
