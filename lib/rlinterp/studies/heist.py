@@ -143,20 +143,10 @@ def summary_row(res: dict[str, Any]) -> dict[str, float]:
 
 
 def _reachable(blocked: np.ndarray, start: Sequence[int]) -> np.ndarray:
-    """(D, D) bool: cells reachable from ``start`` by orthogonal moves through unblocked cells (on a tree maze the
-    diagonal moves reach the same set)."""
-    seen = np.zeros_like(blocked, bool)
-    stack = [(int(start[0]), int(start[1]))]
-    seen[stack[0]] = True
-    D0, D1 = blocked.shape
-    while stack:
-        r, c = stack.pop()
-        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            q = (r + dr, c + dc)
-            if 0 <= q[0] < D0 and 0 <= q[1] < D1 and not blocked[q] and not seen[q]:
-                seen[q] = True
-                stack.append(q)
-    return seen
+    """(D, D) bool: cells the agent can reach from ``start`` through unblocked cells (the env's own BFS)."""
+    from rlinterp.envs.heist import bfs_distances
+
+    return bfs_distances(blocked, start) >= 0
 
 
 def stage_states(level: Level | int, stage: int, config: HeistConfig | None = None) -> dict[str, Any]:
