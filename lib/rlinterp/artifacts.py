@@ -133,6 +133,43 @@ class HighwayEval:
         return s.test_seeds(self.n_episodes) if self.split == "test" else s.validation_seeds(self.n_episodes)
 
 
+def _dagger_default():
+    from rlinterp.learners.dagger import DAggerConfig
+
+    return DAggerConfig()
+
+
+def _ppo_default():
+    from rlinterp.learners.ppo import PPOConfig
+
+    return PPOConfig(total_steps=1_000_000, num_envs=32, num_steps=64, num_minibatches=4)
+
+
+@dataclass
+class HeistAgentFit:
+    """The Heist agent recipe: DAgger from the BFS oracle (``learners/dagger.py``), then PPO on the game's own reward
+    (``learners/ppo.py``) starting from the DAgger weights (``ppo.init`` is filled in by the build; leave it "").
+    Why two phases: PPO from a random initialisation stayed at the random policy's success rate for 237k steps
+    (the agent chapter shows that run), and 2 CPU cores allow ~2M steps in 2 h."""
+
+    dagger: Any = dataclasses.field(default_factory=_dagger_default)  # a DAggerConfig
+    ppo: Any = dataclasses.field(default_factory=_ppo_default)  # a PPOConfig
+
+    def __post_init__(self):
+        from rlinterp.learners.dagger import DAggerConfig
+        from rlinterp.learners.ppo import PPOConfig
+
+        if not isinstance(self.dagger, DAggerConfig) or not isinstance(self.ppo, PPOConfig):
+            raise TypeError("HeistAgentFit needs a DAggerConfig (dagger) and a PPOConfig (ppo)")
+        if self.dagger.network != self.ppo.network or self.dagger.env != self.ppo.env:
+            raise ValueError(f"HeistAgentFit: DAgger and PPO must train the same network on the same levels, got "
+                             f"{self.dagger.network}/{self.dagger.env} and {self.ppo.network}/{self.ppo.env}")
+        if self.ppo.init:
+            raise ValueError("HeistAgentFit.ppo.init must be empty: the build starts PPO from its own DAgger run")
+        self.dagger.validate()
+        self.ppo.validate()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The registry
 
@@ -157,9 +194,16 @@ class Artifact:
         return f"rli data rebuild {self.name} --save"
 
 
+def _heist_fit(network: str) -> "HeistAgentFit":
+    fit = HeistAgentFit()
+    return HeistAgentFit(dagger=dataclasses.replace(fit.dagger, network=network),
+                         ppo=dataclasses.replace(fit.ppo, network=network))
+
+
 def _registry() -> dict[str, Artifact]:
     from rlinterp.learners.ddqn import DDQNConfig
     from rlinterp.learners.dqn import DQNConfig
+    from rlinterp.learners.ppo import PPOConfig
 
     here = "rlinterp.artifacts"
     arts = [
@@ -186,6 +230,13 @@ def _registry() -> dict[str, Artifact]:
                              n_ctx_episodes=4, cell_embedding=True),
                  f"{here}:load_darkroom", f"{here}:dump_darkroom", f"{here}:metrics_darkroom",
                  "Algorithm Distillation transformer, Q-learning source, 4 episodes at stride 4"),
+        *[Artifact(f"heist/{net}", (f"heist/{net}.pt", f"heist/{net}_curve.json"), "model", f"{here}:build_heist",
+                   _heist_fit(net), f"{here}:load_heist", f"{here}:dump_heist", f"{here}:metrics_heist",
+                   f"Heist agent, {label}: DAgger from the BFS oracle, then PPO; with both phases' curves")
+          for net, label in (("impala", "the seed's CNN"),)],
+        Artifact("heist/impala_scratch", ("heist/impala_scratch_curve.json",), "table", f"{here}:build_heist_scratch",
+                 PPOConfig(total_steps=204_800), f"{here}:load_json", f"{here}:dump_json",
+                 f"{here}:metrics_heist_scratch", "PPO from a random initialisation (the run that did not learn)"),
         Artifact("ad/ablation", ("ad/ablation.pt",), "table", f"{here}:build_ablation", AblationGrid(),
                  f"{here}:load_torch", f"{here}:dump_torch", f"{here}:metrics_ablation",
                  "AD ablation: model width x number of training goals, held-out curves per variant"),
@@ -428,6 +479,10 @@ def dump_torch(obj: Any) -> list[bytes]:
 
 def dump_json(obj: Any) -> list[bytes]:
     return [json.dumps(obj, indent=1).encode()]
+
+
+def load_json(paths: list[Path], device: str = "cpu", data_dir: Path | None = None) -> Any:
+    return json.loads(Path(paths[0]).read_text())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -712,3 +767,86 @@ def build_ablation(config: AblationGrid, device: str = "cpu", progress: bool = T
 
 def metrics_ablation(ablation: dict) -> list[dict]:
     return [{"n_variants": len(ablation["variants"])}]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# heist/impala
+
+
+def build_heist(config: HeistAgentFit, device: str = "cpu", progress: bool = True):
+    """DAgger then PPO (both resumable under ``runs/heist/``, two torch threads). The model carries ``curve``: the PPO
+    curve (``rlinterp.learners.ppo.CURVE_KEYS``), ``dagger`` (one row per DAgger round), ``wall_time_s_total``
+    (both phases) and ``train_config`` (``{"dagger": ..., "ppo": ...}``)."""
+    import torch
+
+    from rlinterp.learners import dagger, ppo
+
+    torch.set_num_threads(2)
+    d, p = dataclasses.replace(config.dagger, device=device), config.ppo
+    tag = f"book_{d.network}_seed{d.seed}"
+    d_dir = ROOT / "runs" / "heist" / f"{tag}_dagger{d.iterations}"
+    d_res = dagger.train(d, run_dir=d_dir, progress=progress)
+    p = dataclasses.replace(p, device=device, init=str(d_dir))
+    p_res = ppo.train(p, run_dir=ROOT / "runs" / "heist" / f"{tag}_ppo{p.total_steps}", progress=progress,
+                      log_every=0)
+    model = p_res["model"].eval()
+    cfg_ppo = dict(p_res["config"], init="")  # the local run path is not part of the recipe
+    model.curve = dict(p_res["curve"], dagger=d_res["curve"],
+                       wall_time_s_total=d_res["wall_time_s"] + p_res["wall_time_s"],
+                       wall_time_s_dagger=d_res["wall_time_s"], train_config=dict(dagger=d_res["config"], ppo=cfg_ppo))
+    return model
+
+
+def load_heist(paths: list[Path], device: str = "cpu", data_dir: Path | None = None):
+    from rlinterp.models.impala import build_network
+
+    ck = _torch_load(paths[0], device)
+    model = build_network(ck["network_config"], device=device)
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    model.curve = json.loads(Path(paths[1]).read_text())
+    return model
+
+
+def dump_heist(model) -> list[bytes]:
+    from rlinterp.pipeline.manifest import checkpoint_bytes
+
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = checkpoint_bytes(dict(state_dict=state, network_config=model.config, train_config=model.curve["train_config"]),
+                            f"heist/{model.config['kind']}.pt")
+    curve = dict(model.curve, wall_time_s_total=round(model.curve["wall_time_s_total"], 1))
+    return [ckpt, json.dumps(curve, separators=(",", ":")).encode()]
+
+
+def metrics_heist(model) -> list[dict]:
+    """Training cost and the last tenth of the PPO curve (the chapter evaluates on validation and test levels)."""
+    import numpy as np
+
+    c = model.curve
+    tail = max(1, len(c["success"]) // 10)
+    succ = [x for x in c["success"][-tail:] if x == x]
+    return [dict(updates=len(c["success"]), env_steps=int(c["env_steps"][-1]) if c["env_steps"] else 0,
+                 dagger_rounds=len(c["dagger"]), wall_time_s=round(float(c["wall_time_s_total"]), 1),
+                 final_train_success=round(float(np.mean(succ)), 4) if succ else None),
+            {"updates": len(c["success"])}]
+
+
+def build_heist_scratch(config, device: str = "cpu", progress: bool = True) -> dict:
+    """PPO from a random initialisation (resumable under ``runs/heist/``): its curve, config and wall time."""
+    import torch
+
+    from rlinterp.learners import ppo
+
+    torch.set_num_threads(2)
+    config = dataclasses.replace(config, device=device)
+    res = ppo.train(config, run_dir=ROOT / "runs" / "heist" / f"book_scratch_{config.network}_seed{config.seed}",
+                    progress=progress, log_every=0)
+    return dict(curve=res["curve"], config=res["config"], wall_time_s=round(res["wall_time_s"], 1))
+
+
+def metrics_heist_scratch(obj: dict) -> list[dict]:
+    import numpy as np
+
+    succ = [x for x in obj["curve"]["success"][-10:] if x == x]
+    return [dict(updates=len(obj["curve"]["success"]), env_steps=int(obj["curve"]["env_steps"][-1]),
+                 last10_train_success=round(float(np.mean(succ)), 4))]

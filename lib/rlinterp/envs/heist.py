@@ -641,6 +641,51 @@ class BatchedHeist:
             setattr(self, k, d[k].copy())
         self.rng.bit_generator.state = d["rng"]
 
+    def oracle(self) -> tuple[np.ndarray, np.ndarray]:
+        """The BFS oracle at the current states: ``(optimal (N, 9) bool, steps_to_gem (N,) int)``.
+
+        ``optimal[i, a]`` is True when action ``a`` starts a shortest path (this env's moves and corner rule) from
+        env ``i``'s agent to its current goal (the first key not held, else the gem); several actions can be optimal
+        (diagonals). ``steps_to_gem`` is the fewest steps left to the gem (through the remaining keys in order), the
+        length of the rest of :func:`solve`'s path. Distance maps are cached per (level seed, goal) -- the passable
+        set depends only on the keys held -- so an imitation learner can query every step.
+        """
+        N = self.num_envs
+        optimal = np.zeros((N, 9), bool)
+        steps = np.zeros(N, np.int64)
+        cache = self.__dict__.setdefault("_oracle_cache", {})
+        if len(cache) > 50_000:
+            cache.clear()
+        for i in range(N):
+            k = int(self.num_keys[i])
+            goal = next((g for g in range(k) if not self.held[i, g]), k)
+            key = (int(self.level_seed[i]), goal)
+            if key not in cache:
+                lv = make_level(int(self.level_seed[i]), self.config)
+                cells = lv.cells()
+                held = [g < goal for g in range(3)]
+                target = lv.keys[goal] if goal < k else lv.gem
+                dist = bfs_distances(_blocked_grid(cells, held), target)  # moves are symmetric: distance *to* target
+                rest = 0  # steps from this stage's target to the gem: the remaining stages of the optimal path
+                pos = tuple(int(v) for v in target)
+                held2 = [g <= goal for g in range(3)]
+                for g in range(goal + 1, k + 1):
+                    nxt = lv.keys[g] if g < k else lv.gem
+                    rest += int(bfs_distances(_blocked_grid(cells, held2), pos)[nxt[0], nxt[1]])
+                    pos = tuple(int(v) for v in nxt)
+                    if g < 3:
+                        held2[g] = True
+                cache[key] = (dist, rest)
+            dist, rest = cache[key]
+            r, c = int(self.pos[i, 0]) - 1, int(self.pos[i, 1]) - 1
+            d0 = dist[r, c]
+            blocked = _blocked_grid(self.grid[i, 1:-1, 1:-1], self.held[i])
+            for a in range(9):
+                n = _move(blocked, (r, c), a)
+                optimal[i, a] = d0 > 0 and dist[n] == d0 - 1
+            steps[i] = d0 + rest
+        return optimal, steps
+
     def symbolic(self, i: int) -> dict[str, Any]:
         """The ``info`` dict of :class:`HeistEnv` for env ``i`` (current state)."""
         i = check_int("i", i, 0, self.num_envs - 1)

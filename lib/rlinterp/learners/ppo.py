@@ -9,6 +9,10 @@ Run (resumes from ``<run_dir>/last.pt`` when it exists; only ``--total-steps`` m
 
     python -m rlinterp.learners.ppo --network impala --total-steps 3000000 --run-dir runs/heist/impala
 
+``init`` (``--init RUN_DIR``) starts from another run's weights, e.g. an imitation warm start from
+:mod:`rlinterp.learners.dagger`; the shipped agents are built that way by ``rli data rebuild heist/impala --save``
+(:mod:`rlinterp.artifacts`: DAgger, then PPO from its weights).
+
 Determinism: given the config a run is reproducible bit for bit on the same machine and thread count (torch's
 generator samples the actions, a numpy generator seeded ``seed`` shuffles minibatches, the env's own generator seeded
 ``seed`` draws levels). A run directory checkpoint holds network, optimiser, both generators, the full env state and
@@ -60,6 +64,7 @@ class PPOConfig:
     checkpoint_every: int = 10  # updates between run_dir checkpoints (also written at the end)
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", ...
     env: dict[str, Any] = field(default_factory=dict)  # HeistConfig fields (level family, rendering)
+    init: str = ""  # warm start: a run directory (its last.pt, e.g. learners/dagger.py's) whose weights start PPO
 
     def validate(self) -> None:
         check_choice("network", self.network, NETWORKS)
@@ -77,6 +82,10 @@ class PPOConfig:
         check_float("vf_coef", self.vf_coef, 0.0)
         check_float("max_grad_norm", self.max_grad_norm, 0.0)
         check_float("reward_scale", self.reward_scale, 0.0)
+        if not isinstance(self.init, str):
+            raise TypeError(f"init must be a run directory path (str), got {type(self.init).__name__}")
+        if self.init and not (Path(self.init) / "last.pt").is_file():
+            raise ValueError(f"init={self.init!r}: no last.pt there (a DAgger or PPO run directory is expected)")
         self.heist_config()  # raises on unknown or bad env fields
 
     def heist_config(self) -> HeistConfig:
@@ -155,6 +164,12 @@ def train(cfg: PPOConfig, run_dir: str | Path | None = None, progress: bool = Tr
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_network(ImpalaConfig(kind=cfg.network, image_size=cfg.heist_config().image_size), device=device)
+    if cfg.init:
+        init = torch.load(Path(cfg.init) / "last.pt", map_location=device, weights_only=False)
+        if init.get("network_config") != model.config:
+            raise ValueError(f"init={cfg.init!r} holds a {init.get('network_config')} network, this run builds "
+                             f"{model.config}")
+        model.load_state_dict(init["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
     envs = BatchedHeist(cfg.num_envs, cfg.heist_config(), seed=cfg.seed, split="train")
     next_obs = envs.obs()
@@ -167,7 +182,8 @@ def train(cfg: PPOConfig, run_dir: str | Path | None = None, progress: bool = Tr
     if ckpt_path and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         now = dataclasses.asdict(cfg)
-        diff = {k: (ck["config"].get(k), v) for k, v in now.items() if ck["config"].get(k) != v and k != "total_steps"}
+        saved = {**dataclasses.asdict(PPOConfig()), **ck["config"]}  # fields added since the run: their defaults
+        diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v and k != "total_steps"}
         if diff:
             raise ValueError(f"{ckpt_path} was written with a different config {diff} (saved, now); use another "
                              f"run_dir or the same options (only total_steps may change on resume)")
@@ -290,34 +306,6 @@ def train(cfg: PPOConfig, run_dir: str | Path | None = None, progress: bool = Tr
                 env_steps=env_steps, updates=update)
 
 
-def save_agent(result: dict[str, Any], name: str, command: str, metrics: dict[str, Any] | None = None) -> None:
-    """Ship the trained network as ``data/<name>.pt`` and its training curve as ``data/<name>_curve.json``."""
-    from rlinterp import DATA
-    from rlinterp.pipeline.manifest import atomic_write_bytes, register, save_checkpoint
-
-    model, curve = result["model"], result["curve"]
-    metrics = dict(metrics or {})
-    metrics.update(updates=result["updates"], env_steps=result["env_steps"], wall_time_s=round(result["wall_time_s"], 1))
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_checkpoint(dict(state_dict=state, network_config=model.config, train_config=result["config"]),
-                    f"{name}.pt", command=command, metrics=metrics)
-    curve_name = f"{name}_curve.json"
-    payload = json.dumps(dict(curve, wall_time_s_total=round(result["wall_time_s"], 1),
-                              train_config=result["config"]), separators=(",", ":"))
-    atomic_write_bytes(DATA / curve_name, payload.encode())
-    register(curve_name, command=command, metrics={"updates": result["updates"]})
-
-
-def load_agent(name: str, device: str = "cpu"):
-    """A trained agent from ``data/<name>`` (hash-verified via the manifest), in eval mode."""
-    from rlinterp.pipeline.manifest import load_checkpoint
-
-    ck = load_checkpoint(name, map_location=device)
-    model = build_network(ck["network_config"], device=device)
-    model.load_state_dict(ck["state_dict"])
-    return model.eval()
-
-
 def load_run(run_dir: str | Path, device: str = "cpu"):
     """The network of a run directory's ``last.pt`` (e.g. to evaluate a run in progress), in eval mode."""
     ck = torch.load(Path(run_dir) / "last.pt", map_location=device, weights_only=False)
@@ -341,24 +329,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-minibatches", type=int, default=d.num_minibatches)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--env", default="{}", help='HeistConfig fields as JSON, e.g. \'{"num_keys": 0}\'')
+    p.add_argument("--init", default="", help="warm start from this run directory's last.pt (e.g. a DAgger run)")
+    p.add_argument("--anneal-lr", action="store_true", help="decay lr linearly to 0")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default=d.device)
     p.add_argument("--run-dir", default=None, help="folder for resumable checkpoints and log.jsonl")
-    p.add_argument("--save", default=None, help="ship the final model as data/<SAVE> (e.g. heist/impala.pt)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = PPOConfig(network=a.network, total_steps=a.total_steps, seed=a.seed, num_envs=a.num_envs,
                     num_steps=a.num_steps, lr=a.lr, ent_coef=a.ent_coef, gamma=a.gamma, update_epochs=a.update_epochs,
                     num_minibatches=a.num_minibatches, checkpoint_every=a.checkpoint_every, device=a.device,
-                    env=json.loads(a.env))
+                    env=json.loads(a.env), init=a.init, anneal_lr=a.anneal_lr)
     result = train(cfg, run_dir=a.run_dir)
     print(f"done: {result['updates']} updates, {result['env_steps']} env steps, {result['wall_time_s']:.0f}s",
           flush=True)
-    if a.save:
-        name = a.save.removesuffix(".pt")
-        args = " ".join(argv) if argv is not None else ""
-        save_agent(result, name, command=f"python -m rlinterp.learners.ppo {args}".strip())
-        print(f"saved data/{name}.pt and data/{name}_curve.json", flush=True)
 
 
 if __name__ == "__main__":
