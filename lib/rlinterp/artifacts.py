@@ -142,7 +142,7 @@ def _dagger_default():
 def _ppo_default():
     from rlinterp.learners.ppo import PPOConfig
 
-    return PPOConfig(total_steps=1_000_000, num_envs=32, num_steps=64, num_minibatches=4)
+    return PPOConfig(total_steps=500_000, num_envs=32, num_steps=64, num_minibatches=4, lr=2.5e-4)
 
 
 @dataclass
@@ -230,7 +230,8 @@ def _registry() -> dict[str, Artifact]:
                              n_ctx_episodes=4, cell_embedding=True),
                  f"{here}:load_darkroom", f"{here}:dump_darkroom", f"{here}:metrics_darkroom",
                  "Algorithm Distillation transformer, Q-learning source, 4 episodes at stride 4"),
-        *[Artifact(f"heist/{net}", (f"heist/{net}.pt", f"heist/{net}_curve.json"), "model", f"{here}:build_heist",
+        *[Artifact(f"heist/{net}", (f"heist/{net}.pt", f"heist/{net}_curve.json", f"heist/{net}_dagger.pt"),
+                   "model", f"{here}:build_heist",
                    _heist_fit(net), f"{here}:load_heist", f"{here}:dump_heist", f"{here}:metrics_heist",
                    f"Heist agent, {label}: DAgger from the BFS oracle, then PPO; with both phases' curves")
           for net, label in (("impala", "the seed's CNN"),)],
@@ -774,7 +775,8 @@ def metrics_ablation(ablation: dict) -> list[dict]:
 
 
 def build_heist(config: HeistAgentFit, device: str = "cpu", progress: bool = True):
-    """DAgger then PPO (both resumable under ``runs/heist/``, two torch threads). The model carries ``curve``: the PPO
+    """DAgger then PPO (both resumable under ``runs/heist/``, two torch threads). The model carries ``imitation`` (the
+    network after DAgger, before PPO) and ``curve``: the PPO
     curve (``rlinterp.learners.ppo.CURVE_KEYS``), ``dagger`` (one row per DAgger round), ``wall_time_s_total``
     (both phases) and ``train_config`` (``{"dagger": ..., "ppo": ...}``)."""
     import torch
@@ -791,6 +793,7 @@ def build_heist(config: HeistAgentFit, device: str = "cpu", progress: bool = Tru
                       log_every=0)
     model = p_res["model"].eval()
     cfg_ppo = dict(p_res["config"], init="")  # the local run path is not part of the recipe
+    model.imitation = d_res["model"].eval()  # the DAgger network before PPO (a baseline of the agent chapter)
     model.curve = dict(p_res["curve"], dagger=d_res["curve"],
                        wall_time_s_total=d_res["wall_time_s"] + p_res["wall_time_s"],
                        wall_time_s_dagger=d_res["wall_time_s"], train_config=dict(dagger=d_res["config"], ppo=cfg_ppo))
@@ -805,6 +808,10 @@ def load_heist(paths: list[Path], device: str = "cpu", data_dir: Path | None = N
     model.load_state_dict(ck["state_dict"])
     model.eval()
     model.curve = json.loads(Path(paths[1]).read_text())
+    ck = _torch_load(paths[2], device)
+    model.imitation = build_network(ck["network_config"], device=device)
+    model.imitation.load_state_dict(ck["state_dict"])
+    model.imitation.eval()
     return model
 
 
@@ -812,10 +819,14 @@ def dump_heist(model) -> list[bytes]:
     from rlinterp.pipeline.manifest import checkpoint_bytes
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    ckpt = checkpoint_bytes(dict(state_dict=state, network_config=model.config, train_config=model.curve["train_config"]),
-                            f"heist/{model.config['kind']}.pt")
+    ckpt = checkpoint_bytes(dict(state_dict=state, network_config=model.config,
+                                 train_config=model.curve["train_config"]), f"heist/{model.config['kind']}.pt")
     curve = dict(model.curve, wall_time_s_total=round(model.curve["wall_time_s_total"], 1))
-    return [ckpt, json.dumps(curve, separators=(",", ":")).encode()]
+    im = model.imitation
+    im_ckpt = checkpoint_bytes(dict(state_dict={k: v.detach().cpu() for k, v in im.state_dict().items()},
+                                    network_config=im.config, train_config=model.curve["train_config"]["dagger"]),
+                               f"heist/{im.config['kind']}_dagger.pt")
+    return [ckpt, json.dumps(curve, separators=(",", ":")).encode(), im_ckpt]
 
 
 def metrics_heist(model) -> list[dict]:
@@ -828,7 +839,8 @@ def metrics_heist(model) -> list[dict]:
     return [dict(updates=len(c["success"]), env_steps=int(c["env_steps"][-1]) if c["env_steps"] else 0,
                  dagger_rounds=len(c["dagger"]), wall_time_s=round(float(c["wall_time_s_total"]), 1),
                  final_train_success=round(float(np.mean(succ)), 4) if succ else None),
-            {"updates": len(c["success"])}]
+            {"updates": len(c["success"])},
+            dict(rounds=len(c["dagger"]), last_round_accuracy=round(float(c["dagger"][-1]["accuracy"]), 4))]
 
 
 def build_heist_scratch(config, device: str = "cpu", progress: bool = True) -> dict:

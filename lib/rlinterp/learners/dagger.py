@@ -49,7 +49,7 @@ from rlinterp.validation import check_choice, check_float, check_int, check_prob
 class DAggerConfig:
     network: str = "impala"  # agent network: "impala" (ReLU) or "bimpala" (bilinear), models/impala.py
     seed: int = 0  # seeds torch (init, action sampling), the oracle/learner mixing, minibatches and level draws
-    iterations: int = 10  # DAgger rounds (collect, aggregate, fit)
+    iterations: int = 12  # DAgger rounds (collect, aggregate, fit)
     num_envs: int = 64  # games stepped together while collecting
     steps_per_iter: int = 256  # steps per game per round; states per round = num_envs * steps_per_iter
     beta0: float = 1.0  # probability that the oracle acts, round 0
@@ -107,7 +107,8 @@ def train(cfg: DAggerConfig, run_dir: str | Path | None = None, progress: bool =
 
     With ``run_dir``: ``<run_dir>/data_<round>.npz`` holds each round's labelled states, ``<run_dir>/last.pt`` the
     model/optimizer/generators after each round (written atomically) and ``log.jsonl`` one line per round; an existing
-    ``last.pt`` is resumed (same config required). ``max_rounds`` stops after that many rounds in this call.
+    ``last.pt`` is resumed (same config required; only iterations and device may differ). ``max_rounds`` stops after
+    that many rounds in this call.
     """
     cfg.validate()
     from rlinterp.learners.ppo import resolve_device
@@ -128,10 +129,11 @@ def train(cfg: DAggerConfig, run_dir: str | Path | None = None, progress: bool =
     if ckpt_path and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         now = dataclasses.asdict(cfg)
-        diff = {k: (ck["config"].get(k), v) for k, v in now.items() if ck["config"].get(k) != v and k != "iterations"}
+        diff = {k: (ck["config"].get(k), v) for k, v in now.items()
+                if ck["config"].get(k) != v and k not in ("iterations", "device")}
         if diff:
             raise ValueError(f"{ckpt_path} was written with a different config {diff} (saved, now); use another "
-                             f"run_dir or the same options (only iterations may change on resume)")
+                             f"run_dir or the same options (only iterations and device may change on resume)")
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])

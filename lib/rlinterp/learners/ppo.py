@@ -5,7 +5,7 @@ training-split levels every episode), generalised advantage estimation, the clip
 value clipping, an entropy bonus, per-minibatch advantage normalisation, Adam with gradient-norm clipping.
 Time-limit truncations are treated as episode ends (as CleanRL does; the batched env resets at once).
 
-Run (resumes from ``<run_dir>/last.pt`` when it exists; only ``--total-steps`` may change on resume)::
+Run (resumes from ``<run_dir>/last.pt`` when it exists; only ``--total-steps`` and the device may change)::
 
     python -m rlinterp.learners.ppo --network impala --total-steps 3000000 --run-dir runs/heist/impala
 
@@ -183,10 +183,11 @@ def train(cfg: PPOConfig, run_dir: str | Path | None = None, progress: bool = Tr
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         now = dataclasses.asdict(cfg)
         saved = {**dataclasses.asdict(PPOConfig()), **ck["config"]}  # fields added since the run: their defaults
-        diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v and k != "total_steps"}
+        diff = {k: (saved.get(k), v) for k, v in now.items()
+                if saved.get(k) != v and k not in ("total_steps", "device")}
         if diff:
             raise ValueError(f"{ckpt_path} was written with a different config {diff} (saved, now); use another "
-                             f"run_dir or the same options (only total_steps may change on resume)")
+                             f"run_dir or the same options (only total_steps and device may change on resume)")
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])
