@@ -12,6 +12,10 @@
 #   at the target cell, as Mini et al. did.
 # * **Control.** A random direction with the norm of the probe edit, at the same cell.
 #
+# Two further causal tests ask whether the agent *needs* the goal representation: subtracting a "goal vector" (the
+# activation difference between a level with and without its current goal, the cheese vector of
+# @mini2023understanding), and ablating the goal channels everywhere (@sec-heist-ablation).
+#
 # Targets are free cells of the first goal stage, drawn at random (seeded) at least three moves from the agent's
 # start and off its path to its first goal. Two measures: in closed loop, the share of levels where the agent stands
 # on the target before it reaches its first goal (within the step limit); and open loop, Mini et al.'s normalised
@@ -26,6 +30,8 @@ n_levels: int = 200  # test levels for the reported numbers [range: [4, inf)]
 alphas: list[float] = [1.0, 2.0, 4.0, 8.0]  # edit strengths tried on validation levels [range: (0, inf)]
 n_channels: int = 3  # goal channels clamped [range: [1, inf)]
 max_steps: int = 60  # closed-loop steps per level [range: [1, inf)]
+goal_vector_alpha: float = 1.0  # multiple of the goal vector subtracted [range: (0, inf)]
+n_control_sets: int = 5  # random channel sets of the ablation control [range: [1, inf)]
 seed: int = 0  # seed of targets, random directions, sampling [range: [0, inf)]
 device: str = "auto"  # torch device ("auto": CUDA when present)
 
@@ -69,9 +75,10 @@ md(f"The probe at `{hook}` (validation states) finds the current goal's cell {pr
 
 # %%
 def draw_targets(levels, seed_):
-    """One target per level: a free cell of stage 0 at >= 3 moves from the start, off the path to the first goal."""
+    """``(levels kept, one target per kept level)``: a free cell of stage 0 at >= 3 moves from the start, off the
+    path to the first goal (else any other free cell of stage 0)."""
     rng = np.random.default_rng(seed_)
-    out = []
+    kept, out = [], []
     for s in levels:
         lv = H.make_level(int(s), cfg)
         st = hs.stage_states(lv, 0, cfg)
@@ -84,8 +91,10 @@ def draw_targets(levels, seed_):
         cand = [tuple(c) for c in st["agent"] if d0[tuple(c)] >= 3 and tuple(c) not in path]
         if not cand:
             cand = [tuple(c) for c in st["agent"] if tuple(c) != tuple(lv.agent)]
-        out.append(cand[rng.integers(len(cand))])
-    return np.array(out)
+        if cand:  # a level whose first stage has no other free cell has no target: it is left out
+            kept.append(int(s))
+            out.append(cand[rng.integers(len(cand))])
+    return np.array(kept), np.array(out)
 
 
 h_w = tuple(acts.shape[-2:])
@@ -123,7 +132,7 @@ def closed_loop(kind, alpha, levels, targets):
 # %%
 #| label: tbl-heist-retarget-val
 #| tbl-cap: "Validation levels: share of levels where the agent reaches the target before its first goal, per edit and strength (channels: the clamp value is multiplied by the strength)."
-val_targets = draw_targets(val_levels, seed)
+val_levels, val_targets = draw_targets(val_levels, seed)
 val_rows = []
 for kind in ("probe", "channels", "random"):
     for a in alphas:
@@ -141,7 +150,7 @@ md_table(val_tab, digits=3)
 # %%
 #| label: tbl-heist-retarget
 #| tbl-cap: "Test levels: share retargeted (Wilson 95% interval), the agent's success at its own task within the step budget, and the normalised path probability towards the target (mean over levels), for each edit at its validation-chosen strength and without edit."
-test_targets = draw_targets(test_levels, seed + 1)
+test_levels, test_targets = draw_targets(test_levels, seed + 1)
 res, rows = {}, []
 for kind in ("none", "probe", "channels", "random"):
     a = chosen.get(kind, 0.0)
@@ -159,8 +168,97 @@ md_table(rows, digits=3)
 d = paired_difference(res["probe"]["hit"].astype(float), res["random"]["hit"].astype(float))
 dpp = paired_difference(np.nan_to_num(res["probe"]["pp"]), np.nan_to_num(res["random"]["pp"]))
 md(f"Adding the probe direction at the target retargets the agent on {res['probe']['hit'].mean():.1%} of the "
-   f"{n_levels} test levels against {res['random']['hit'].mean():.1%} for a random direction of the same norm "
+   f"{len(test_levels)} test levels with a target cell (of {n_levels}) against {res['random']['hit'].mean():.1%} "
+   f"for a random direction of the same norm "
    f"(paired difference {d.mean:+.1%}, 95% interval {d.lo:+.1%} to {d.hi:+.1%}) and "
    f"{res['none']['hit'].mean():.1%} without edit; the path probability towards the target moves by "
    f"{dpp.mean:+.3f} (interval {dpp.lo:+.3f} to {dpp.hi:+.3f}) relative to the random edit. Clamping the "
    f"{n_channels} goal channels retargets it on {res['channels']['hit'].mean():.1%}.")
+
+# %% [markdown]
+# ## Removing the goal {#sec-heist-ablation}
+#
+# **Goal vector.** For each test level, the activations at `{hook}` of the start state minus those of the same state
+# with the first goal entity erased from the image form the level's goal vector; subtracting it (times
+# `goal_vector_alpha`) at every step should hide the goal from the agent if the network represents it additively, as
+# the cheese vector did in the maze agent. Control: a random map of the same norm. **Ablation.** The goal channels
+# are set to their mean (over the probe states and positions) at every position of the map; control: as many
+# channels drawn at random among the others, `n_control_sets` draws. Both are measured in closed loop on the test
+# levels: the share that reach the first goal within `max_steps` steps, and the share that reach the gem within the
+# game's step limit.
+
+# %%
+#| label: tbl-heist-ablation
+#| tbl-cap: "Test levels: share reaching the first goal within the closed-loop budget and share reaching the gem within the game's step limit (Wilson 95% intervals), with the goal vector subtracted, the goal channels mean-ablated, and their controls."
+first = np.array([H.make_level(int(s_), cfg).keys[0] if H.make_level(int(s_), cfg).num_keys else
+                  H.make_level(int(s_), cfg).gem for s_ in test_levels])
+
+
+def start_images(levels, erase_goal):
+    imgs = []
+    for s_ in levels:
+        lv = H.make_level(int(s_), cfg)
+        cells = lv.cells()
+        if erase_goal:
+            goal = lv.keys[0] if lv.num_keys else lv.gem
+            cells[tuple(goal)] = H.FLOOR
+        imgs.append(H.render(cells[None], np.asarray(lv.agent)[None], np.zeros((1, 3), bool), cfg.cell_px)[0])
+    return torch.as_tensor(np.stack(imgs))
+
+
+goal_vec = (cache_hook(agent, start_images(test_levels, False), hook) -
+            cache_hook(agent, start_images(test_levels, True), hook)).float()  # [n, c, h, w]
+rand_vec = torch.randn(goal_vec.shape, generator=g)
+rand_vec = rand_vec * (goal_vec.flatten(1).norm(dim=1) / rand_vec.flatten(1).norm(dim=1))[:, None, None, None]
+means = acts.mean(dim=(0, 2, 3))  # per-channel mean over probe states and positions
+others = [c for c in range(acts.shape[1]) if c not in goal_channels]
+rng_c = np.random.default_rng(seed)
+control_sets = [sorted(rng_c.choice(others, size=min(n_channels, len(others)), replace=False).tolist())
+                for _ in range(n_control_sets)]
+
+
+def subtract(vec):
+    return lambda cells: [(hook, lambda act, hook=None: act - goal_vector_alpha * vec.to(act.device, act.dtype))]
+
+
+def mean_ablate(chs):
+    def make(cells):
+        def fn(act, hook=None):
+            out = act.clone()
+            out[:, chs] = means[chs].to(act.device, act.dtype)[None, :, None, None]
+            return out
+        return [(hook, fn)]
+    return make
+
+
+def outcome(edit):
+    short = hs.retarget(agent, test_levels, first, edit, cfg, max_steps=max_steps, greedy=False, seed=seed)
+    full = hs.retarget(agent, test_levels, first, edit, cfg, greedy=False, seed=seed)
+    return short["hit_target"] | short["first_goal_first"], full["success"]
+
+
+abl = {"none": outcome(lambda cells: []), "goal vector subtracted": outcome(subtract(goal_vec)),
+       "random map of the same norm": outcome(subtract(rand_vec)),
+       f"goal channels {goal_channels} mean-ablated": outcome(mean_ablate(goal_channels))}
+ctrl = [outcome(mean_ablate(cs)) for cs in control_sets]
+abl[f"{n_channels} random channels mean-ablated ({n_control_sets} sets)"] = (
+    np.concatenate([c[0] for c in ctrl]), np.concatenate([c[1] for c in ctrl]))
+abl_rows = []
+for name, (reach, succ) in abl.items():
+    wr, ws = wilson(float(reach.mean()), len(reach)), wilson(float(succ.mean()), len(succ))
+    abl_rows.append(dict(edit=name, levels=len(reach), first_goal=wr.mean, first_lo=wr.lo, first_hi=wr.hi,
+                         gem=ws.mean, gem_lo=ws.lo, gem_hi=ws.hi))
+abl_tab = pd.DataFrame(abl_rows)
+md_table(abl_tab, digits=3)
+
+# %%
+gv, rv = abl["goal vector subtracted"], abl["random map of the same norm"]
+ga = abl[f"goal channels {goal_channels} mean-ablated"]
+dg_ = paired_difference(gv[0].astype(float), rv[0].astype(float))
+cs_rate = float(np.mean([c[1].mean() for c in ctrl]))
+md(f"Subtracting the goal vector changes the share of test levels whose first goal is reached within {max_steps} "
+   f"steps from {abl['none'][0].mean():.1%} (no edit) to {gv[0].mean():.1%}, against {rv[0].mean():.1%} for a random "
+   f"map of the same norm (paired difference {dg_.mean:+.1%}, 95% interval {dg_.lo:+.1%} to {dg_.hi:+.1%}). "
+   f"Mean-ablating the {n_channels} goal channels leaves the agent reaching the gem on {ga[1].mean():.1%} of the "
+   f"levels, against {abl['none'][1].mean():.1%} intact and {cs_rate:.1%} on average over {n_control_sets} sets of "
+   f"{n_channels} random channels.")
