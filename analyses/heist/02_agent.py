@@ -18,7 +18,7 @@
 # %% tags=["parameters"]
 retrain: bool = False  # train a new agent (DAgger, then PPO) with the settings below instead of loading the shipped one
 dagger_iterations: int = 12  # with retrain: DAgger rounds [range: [1, inf)]
-ppo_steps: int = 500000  # with retrain: environment steps of PPO fine-tuning [range: [1, inf)]
+ppo_steps: int = 300000  # with retrain: environment steps of PPO fine-tuning [range: [1, inf)]
 n_validation: int = 200  # validation levels for the choice of sampled vs greedy actions [range: [10, inf)]
 n_levels: int = 500  # test levels for the reported numbers [range: [10, inf)]
 target_success: float = 0.9  # target share of test levels solved [range: [0, 1]]

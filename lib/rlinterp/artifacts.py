@@ -142,7 +142,7 @@ def _dagger_default():
 def _ppo_default():
     from rlinterp.learners.ppo import PPOConfig
 
-    return PPOConfig(total_steps=500_000, num_envs=32, num_steps=64, num_minibatches=4, lr=2.5e-4)
+    return PPOConfig(total_steps=300_000, num_envs=32, num_steps=64, num_minibatches=4, lr=2.5e-4)
 
 
 @dataclass
@@ -793,7 +793,9 @@ def build_heist(config: HeistAgentFit, device: str = "cpu", progress: bool = Tru
                       log_every=0)
     model = p_res["model"].eval()
     cfg_ppo = dict(p_res["config"], init="")  # the local run path is not part of the recipe
-    model.imitation = d_res["model"].eval()  # the DAgger network before PPO (a baseline of the agent chapter)
+    # the DAgger network before PPO (a baseline of the agent chapter); a plain attribute, not a submodule, so it
+    # stays out of the agent's state_dict, parameters and hooks
+    object.__setattr__(model, "imitation", d_res["model"].eval())
     model.curve = dict(p_res["curve"], dagger=d_res["curve"],
                        wall_time_s_total=d_res["wall_time_s"] + p_res["wall_time_s"],
                        wall_time_s_dagger=d_res["wall_time_s"], train_config=dict(dagger=d_res["config"], ppo=cfg_ppo))
@@ -809,9 +811,9 @@ def load_heist(paths: list[Path], device: str = "cpu", data_dir: Path | None = N
     model.eval()
     model.curve = json.loads(Path(paths[1]).read_text())
     ck = _torch_load(paths[2], device)
-    model.imitation = build_network(ck["network_config"], device=device)
-    model.imitation.load_state_dict(ck["state_dict"])
-    model.imitation.eval()
+    imitation = build_network(ck["network_config"], device=device)
+    imitation.load_state_dict(ck["state_dict"])
+    object.__setattr__(model, "imitation", imitation.eval())  # not a submodule (see build_heist)
     return model
 
 
