@@ -19,6 +19,8 @@ hooks: list[str] = ["blocks.2.pool.hook_out", "blocks.3.hook_post"]  # 8x8 maps:
 d_sae: int = 128  # SAE latents (4x the 32 channels) [range: [1, inf)]
 ks: list[int] = [4, 8, 16]  # BatchTopK sparsities (mean active latents per position) [range: [1, inf)]
 training_samples: int = 400000  # SAE training samples (positions) [range: [1, inf)]
+featvis_steps: int = 200  # Adam steps of the optimised inputs [range: [1, inf)]
+featvis_restarts: int = 8  # random starting images of the optimised inputs [range: [1, inf)]
 seed: int = 0  # seed of the action sampling, the splits and the SAEs [range: [0, inf)]
 device: str = "auto"  # torch device ("auto": CUDA when present)
 
@@ -30,7 +32,8 @@ import torch
 
 from rlinterp import artifacts, seeds
 from rlinterp.envs import heist as H
-from rlinterp.interp import SAEConfig, cache_hook, encode, sae_metrics, spatial_samples, train_sae
+from rlinterp.interp import (SAEConfig, cache_hook, encode, maximize_continuous, sae_metrics, spatial_samples,
+                             train_sae)
 from rlinterp.learners import ppo
 from rlinterp.pipeline.report import md, md_table
 from rlinterp.studies import heist as hs
@@ -138,3 +141,51 @@ fig.tight_layout()
 md(f"The most goal-selective latent ({best.hook}, latent {int(best.latent)}) correlates {best.current_goal:.2f} "
    f"with the current goal's position and {best.other_entities:.2f} with the other entities; the best channel of "
    f"the same hook correlates {chan[best.hook].current_goal.max():.2f} with the current goal.")
+
+# %% [markdown]
+# ## Optimised inputs
+#
+# Top-activating states show what a unit responds to among the states the agent meets; feature visualisation
+# [@olah2017feature] asks what image drives it hardest. Gradient ascent on the pixels (kept in [0, 1];
+# `rlinterp.interp.maximize_continuous`, `featvis_restarts` random starts, `featvis_steps` Adam steps) maximises, at
+# the central cell of the map of @fig-heist-sae-top's hook, the channel most correlated with the current goal and the
+# pre-activation of the most goal-selective SAE latent. @fig-heist-featvis shows the best images; the numbers below
+# compare the activation they reach with the largest one over the agent's states.
+
+# %%
+#| label: fig-heist-featvis
+#| fig-cap: "Optimised inputs: images (pixels in [0, 1]) that maximise the best goal channel (top row) and the pre-activation of the most goal-selective SAE latent (bottom row) at the central cell of the map (circled), best restarts first."
+fh = best.hook
+ch_best = int(chan[fh].current_goal.idxmax())
+sae_best = saes[fh, k_mid]
+n_, c_, hh, ww = acts[fh].shape
+r0, c0 = hh // 2, ww // 2
+size = cfg.image_size
+units = {f"channel {ch_best}": lambda a: a[:, ch_best, r0, c0],
+         f"SAE latent {int(best.latent)}": lambda a: (sae_best.process_sae_in(a[:, :, r0, c0]) @ sae_best.W_enc
+                                                      + sae_best.b_enc)[:, int(best.latent)]}
+fv, reached = {}, {}
+for name, obj in units.items():
+    fv[name] = maximize_continuous(agent, fh, (size, size, 3), objective=obj, restarts=featvis_restarts,
+                                   steps=featvis_steps, lr=0.05, seed=seed, device=str(agent.device))
+    with torch.no_grad():
+        on_states = torch.cat([obj(acts[fh][i:i + 1024].to(agent.device)) for i in range(0, n_, 1024)])
+    reached[name] = (float(fv[name].values[0]), float(on_states.max()))
+shown = min(4, featvis_restarts)
+fig, axes = plt.subplots(2, shown, figsize=(1.5 * shown, 3.2), squeeze=False)
+cell = cfg.world_dim / ww  # world cells per map position
+for row, name in enumerate(units):
+    for j in range(shown):
+        ax = axes[row, j]
+        ax.imshow(fv[name].inputs[j].cpu().numpy(), extent=(0, cfg.world_dim, cfg.world_dim, 0))
+        ax.add_patch(plt.Circle(((c0 + 0.5) * cell, (r0 + 0.5) * cell), 0.6 * cell, fill=False, color="magenta",
+                                lw=1.2))
+        ax.set_xticks([]), ax.set_yticks([])
+    axes[row, 0].set_ylabel(name, fontsize=8)
+fig.suptitle(fh, fontsize=8)
+fig.tight_layout()
+
+# %%
+md("The optimised images reach " + "; ".join(
+    f"{v:.2f} for the {name} (its largest value on the agent's states: {m:.2f})" for name, (v, m) in reached.items())
+   + ".")
