@@ -107,6 +107,32 @@ def test_declared_configs_are_the_shipped_runs():
                                    "Always FASTER", "Random"]
 
 
+def test_heist_agent_ships_both_phases_as_declared():
+    """heist/impala: the PPO network, its DAgger starting point (a separate network, not a submodule) and both
+    curves, from the declared recipe; the from-scratch PPO curve from its declared config."""
+    import math
+
+    A = artifacts.ARTIFACTS
+    fit, model = A["heist/impala"].config, artifacts.load("heist/impala")
+    tc = model.curve["train_config"]
+    assert {k: v for k, v in tc["dagger"].items() if k != "device"} == \
+           {k: v for k, v in dataclasses.asdict(fit.dagger).items() if k != "device"}
+    assert {k: v for k, v in tc["ppo"].items() if k != "device"} == \
+           {k: v for k, v in dataclasses.asdict(fit.ppo).items() if k != "device"}
+    assert len(model.curve["dagger"]) == fit.dagger.iterations
+    batch = fit.ppo.num_envs * fit.ppo.num_steps
+    assert len(model.curve["success"]) == math.ceil(fit.ppo.total_steps / batch)
+    assert not any(k.startswith("imitation") for k in model.state_dict())
+    assert not model.training and not model.imitation.training
+    x = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert not torch.equal(model(x)[0], model.imitation(x)[0])  # PPO moved the weights
+    scratch, cfg = artifacts.load("heist/impala_scratch"), A["heist/impala_scratch"].config
+    assert {k: v for k, v in scratch["config"].items() if k != "device"} == \
+           {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
+    assert len(scratch["curve"]["success"]) == math.ceil(cfg.total_steps / (cfg.num_envs * cfg.num_steps))
+
+
 def test_every_data_file_belongs_to_exactly_one_artifact():
     on_disk = set(_snapshot(DATA)) - {manifest.MANIFEST_NAME}
     known = manifest.read_manifest()

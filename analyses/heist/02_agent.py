@@ -157,9 +157,7 @@ md(f"DAgger ran {len(dg)} rounds ({int(dg.env_steps.iloc[-1]):,} environment ste
 
 # %%
 val_levels = split.validation_seeds(n_validation)
-val = {mode: hs.evaluate(agent, val_levels, cfg, greedy=(mode == "greedy"), seed=seed)
-       for mode in ("sampled", "greedy")}
-mode = max(val, key=lambda m: (val[m]["success_rate"][0], m == "sampled"))
+mode, val = hs.choose_mode(agent, val_levels, cfg, seed=seed)
 md(f"On {n_validation} validation levels the sampled policy succeeds on {val['sampled']['success_rate'][0]:.1%} "
    f"and the greedy one on {val['greedy']['success_rate'][0]:.1%}; the chapter reports the **{mode}** policy.")
 

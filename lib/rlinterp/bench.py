@@ -60,16 +60,34 @@ def ad(fast: bool = False) -> list[Row]:
 
 
 def heist(fast: bool = False) -> list[Row]:
-    """Throughput of the native Heist environment on one core (no agent is shipped yet: its targets — >= 90% of
-    held-out levels, successful episodes <= 1.3x the BFS-optimal length — are reported once one is)."""
-    from rlinterp.envs.heist import bench_steps_per_second
+    """Heist: environment throughput on one core, and the shipped CNN agent on the first test levels (the mode,
+    sampled or greedy, chosen on validation levels as in the agent chapter) against its targets, judged on the 95%
+    intervals, with the random policy and the BFS oracle on the same levels."""
+    from rlinterp import artifacts
+    from rlinterp.envs.heist import HeistConfig, bench_steps_per_second
+    from rlinterp.seeds import split
+    from rlinterp.studies import heist as hs
 
     r = bench_steps_per_second(num_envs=64, steps=50 if fast else 200)
-    return [
-        ("env steps/s, one HeistEnv (symbolic info each step)", f"{r['single']:,.0f}", "", None),
-        ("env steps/s, BatchedHeist (64 envs)", f"{r['batched']:,.0f}", "", None),
-        ("agents (CNN, bilinear)", "not trained yet", "", None),
-    ]
+    rows: list[Row] = [("env steps/s, one HeistEnv (symbolic info each step)", f"{r['single']:,.0f}", "", None),
+                       ("env steps/s, BatchedHeist (64 envs)", f"{r['batched']:,.0f}", "", None)]
+    cfg, s = HeistConfig(), split("heist")
+    n_val, n_test = (50, 100) if fast else (200, 500)
+    agent = artifacts.load("heist/impala")
+    mode, _ = hs.choose_mode(agent, s.validation_seeds(n_val), cfg)
+    test = s.test_seeds(n_test)
+    res = {"CNN agent": hs.evaluate(agent, test, cfg, greedy=(mode == "greedy"), seed=1), **hs.baselines(test, cfg)}
+    for name, e in res.items():
+        sr, lr = e["success_rate"], e["length_ratio"]
+        if name == "CNN agent":
+            rows += [(f"CNN agent ({mode}): success on {n_test} test levels", f"{sr[0]:.1%} [{sr[1]:.1%}, {sr[2]:.1%}]",
+                      "≥ 90% (CI low)", bool(sr[1] >= 0.9)),
+                     ("CNN agent: length / optimal (successes)", f"{lr[0]:.2f} [{lr[1]:.2f}, {lr[2]:.2f}]",
+                      "≤ 1.3 (CI high)", bool(lr[2] <= 1.3))]
+        else:
+            rows.append((f"{name}: success", f"{sr[0]:.1%} [{sr[1]:.1%}, {sr[2]:.1%}]", "baseline", None))
+    rows.append(("bilinear agent", "not trained yet", "within 10 points of the CNN", None))
+    return rows
 
 
 def highway(fast: bool = False) -> list[Row]:

@@ -120,6 +120,15 @@ def evaluate(model: torch.nn.Module, level_seeds_: Sequence[int], config: HeistC
     return evaluate_policy(model_policy(model, greedy, seed), level_seeds_, config, batch)
 
 
+def choose_mode(model: torch.nn.Module, validation_seeds: Sequence[int], config: HeistConfig | None = None,
+                seed: int = 0) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Play the validation levels sampled and greedy; return the mode with the higher success rate (``"sampled"``
+    on a tie: greedy play can loop) and both evaluations. The reported numbers then use test levels."""
+    val = {mode: evaluate(model, validation_seeds, config, greedy=(mode == "greedy"), seed=seed)
+           for mode in ("sampled", "greedy")}
+    return max(val, key=lambda m: (val[m]["success_rate"][0], m == "sampled")), val
+
+
 def held_out_seeds(n: int = 500, start: int = 0) -> np.ndarray:
     """The first ``n`` held-out level seeds (the study's evaluation set)."""
     return level_seeds("test", n, start)
