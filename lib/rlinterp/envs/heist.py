@@ -57,7 +57,8 @@ positions (-1 where a key/lock does not exist), ``keys_present``/``locks_present
 key not yet held, else the gem), ``goal_name``, ``goal_pos``, ``goal_distance`` (BFS moves with this action set),
 ``level_seed``, ``t``.
 
-Contents: :class:`HeistConfig`, :func:`make_level` (:class:`Level`), :class:`HeistEnv`, :class:`BatchedHeist`,
+Contents: :class:`HeistConfig`, :func:`make_level` (:class:`Level`), :class:`HeistEnv`, :class:`BatchedHeist` (with
+its BFS oracle, :meth:`BatchedHeist.oracle`, for imitation learning),
 :func:`bfs_distances`, :func:`solve` (optimal action sequence), :func:`render`, :func:`level_seeds`,
 :func:`bench_steps_per_second`, :func:`register_envs`.
 """
@@ -561,6 +562,7 @@ class BatchedHeist:
         self.num_keys = np.zeros(N, np.int64)
         self.level_seed = np.zeros(N, np.int64)
         self._ar = np.arange(N)
+        self._oracle_cache: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # (level seed, goal) -> (dist, rest)
         self.reset()
 
     def _draw_seed(self) -> int:
@@ -653,7 +655,7 @@ class BatchedHeist:
         N = self.num_envs
         optimal = np.zeros((N, 9), bool)
         steps = np.zeros(N, np.int64)
-        cache = self.__dict__.setdefault("_oracle_cache", {})
+        cache = self._oracle_cache
         if len(cache) > 50_000:
             cache.clear()
         for i in range(N):
