@@ -55,6 +55,7 @@
 # %% tags=["parameters"]
 retrain: bool = False  # train AD (PSRL source) and ED from scratch instead of loading data/ad/darkroom_{ad,ed}.pt
 retrain_qlearning: bool = False  # train the comparison AD model on Q-learning histories (else load the shipped one)
+qlearning_steps: int = 3000  # when the Q-learning AD model is trained (retrain_qlearning, another room): its training steps [range: [1, inf)]
 save: bool = False  # with retrain / retrain_qlearning / retrain_ablation: overwrite the shipped files in data/ad/
 n_steps: int = 3000  # with retrain: AD training steps (ED uses half) [range: [1, inf)]
 batch_size: int = 32  # with retrain: windows per gradient step [range: [1, inf)]
@@ -81,6 +82,7 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from rlinterp import artifacts
 from rlinterp.studies import ad as ads
@@ -107,8 +109,8 @@ MODEL = dict(histories_per_goal=histories_per_goal, n_source_episodes=n_source_e
              seed=seed, n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers, room_size=room_size)
 FITS["ad/darkroom_ad"] = replace(FITS["ad/darkroom_ad"], n_steps=n_steps, **MODEL)
 FITS["ad/darkroom_ed"] = replace(FITS["ad/darkroom_ed"], n_steps=n_steps // 2, **MODEL)
-FITS["ad/darkroom_ad_qlearning"] = replace(FITS["ad/darkroom_ad_qlearning"], batch_size=batch_size, seed=seed,
-                                           room_size=room_size)
+FITS["ad/darkroom_ad_qlearning"] = replace(FITS["ad/darkroom_ad_qlearning"], n_steps=qlearning_steps,
+                                           batch_size=batch_size, seed=seed, room_size=room_size)
 if retrain or other_room:
     ad_model = artifacts.build("ad/darkroom_ad", config=FITS["ad/darkroom_ad"], device=device)
     ed_model = artifacts.build("ad/darkroom_ed", config=FITS["ad/darkroom_ed"], device=device)
@@ -123,12 +125,14 @@ ad_log, ed_log, q_log = ad_model.train_log, ed_model.train_log, q_model.train_lo
 claim(all(ads.room_size(m) == room_size for m in (ad_model, ed_model, q_model)),
       "every model of this chapter was trained for the room it is evaluated in")
 if other_room:  # the default run's text is unchanged
-    md(f"**This run is for a {room_size} x {room_size} room**: {room_size ** 2} goals, {len(train_goals)} for "
-       f"training and {len(test_goals)} held out; the best return of a goal at distance $d$ from the centre is "
-       f"${ads.T + 1} - d$. The shipped models are for the {SHIPPED_ROOM} x {SHIPPED_ROOM} room, so AD, ED and the "
-       f"Q-learning AD model were all trained in this run for this room, with the configuration of this run's "
-       f"parameters (AD: {int(ad_log['n_steps']):,} steps on {histories_per_goal} histories per training goal). "
-       f"The text and captions describe the {SHIPPED_ROOM} x {SHIPPED_ROOM} room; every number is this room's.")
+    display(md(f"**This run is for a {room_size} x {room_size} room**: {room_size ** 2} goals, {len(train_goals)} "
+               f"for training and {len(test_goals)} held out; the best return of a goal at distance $d$ from the "
+               f"centre is ${ads.T + 1} - d$. The shipped models are for the {SHIPPED_ROOM} x {SHIPPED_ROOM} room, so "
+               f"AD, ED and the Q-learning AD model were all trained in this run for this room, with the "
+               f"configuration of this run's parameters (AD: {int(ad_log['n_steps']):,} training steps, "
+               f"{int(ad_log['histories_per_goal'])} PSRL histories per training goal; the Q-learning AD model: "
+               f"{int(q_log['n_steps']):,} training steps). The text and captions describe the {SHIPPED_ROOM} x "
+               f"{SHIPPED_ROOM} room; every number is this room's."))
 
 # %% [markdown]
 # ## In-context learning on held-out goals
@@ -275,8 +279,8 @@ md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters,
 goal_counts = list(dict.fromkeys(min(n, len(train_goals)) for n in ablation_goals))
 widths = list(ablation_d_models)
 if goal_counts != list(ablation_goals):
-    md(f"The {room_size} x {room_size} room has {len(train_goals)} training goals: the ablation's goal counts "
-       f"{list(ablation_goals)} become {goal_counts}.")
+    display(md(f"The {room_size} x {room_size} room has {len(train_goals)} training goals: the ablation's goal "
+               f"counts {list(ablation_goals)} become {goal_counts}."))
 grid = artifacts.AblationGrid(goals=goal_counts, d_models=widths, n_steps=ablation_steps, seeds=ablation_seeds,
                               histories_per_goal=histories_per_goal, n_source_episodes=n_source_episodes,
                               n_ctx_episodes=n_ctx_episodes, batch_size=batch_size, seed=seed,

@@ -86,6 +86,9 @@ torch.manual_seed(seed)
 AGENTS = artifacts.HIGHWAY_AGENTS  # {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
 # the traffic of this run: {} is highway-env's default density, the world the shipped agents were trained on
 traffic = hw.density(spawn_probability, initial_vehicle_count)
+if traffic and save:  # refused before anything is trained or evaluated
+    raise ValueError(f"save=true replaces the shipped agents and evaluation, which are for highway-env's default "
+                     f"traffic ({hw.density_text()}); this run asks for {hw.density_text(traffic)}: run it without save")
 
 # %% [markdown]
 # ## Training
@@ -190,14 +193,13 @@ claim(split.role(stored["seed"]) == stored["split"] and split.role(stored["seed"
 claim(stored.get("env_overrides", {}) == traffic, "the evaluation ran in the traffic this run asks for")
 trained_in = {k: train_cfgs[k].env_overrides for k in AGENTS}
 if traffic or any(trained_in.values()):  # the default run's text is unchanged
-    md(f"This run evaluates in non-default traffic: {hw.density_text(traffic)} (highway-env's default, the shipped "
-       f"agents' world, is {hw.density_text()}). "
-       + " ".join(f"The {AGENTS[k].lower()} was trained in "
-                  + ("this same traffic (retrained in it)."
-                     if trained_in[k] == traffic else
-                     f"{hw.density_text(trained_in[k])}, so its numbers below are a generalisation test: "
-                     "an agent evaluated in traffic it was not trained in.") for k in AGENTS)
-       + f" The targets below are the paper's, stated for the default traffic.")
+    away = [AGENTS[k] for k in AGENTS if trained_in[k] != traffic]  # evaluated in traffic they were not trained in
+    display(md(f"This run evaluates in traffic with {hw.density_text(traffic)} (highway-env's default, in which "
+               f"the shipped agents were trained, is {hw.density_text()}). "
+               + " ".join(f"The {AGENTS[k]} was trained in traffic with {hw.density_text(trained_in[k])}." for k in AGENTS)
+               + (f" For the {' and the '.join(away)}, the evaluation below is therefore a generalisation test: "
+                  f"agents evaluated in traffic they were not trained in." if away else "")
+               + " The targets below are the paper's, stated for the default traffic."))
 
 # %%
 #| label: tbl-highway-eval
