@@ -130,7 +130,7 @@ if other_room:  # the default run's text is unchanged
                f"centre is ${ads.T + 1} - d$. The shipped models are for the {SHIPPED_ROOM} x {SHIPPED_ROOM} room, so "
                f"AD, ED and the Q-learning AD model were all trained in this run for this room, with the "
                f"configuration of this run's parameters (AD: {int(ad_log['n_steps']):,} training steps, "
-               f"{int(ad_log['histories_per_goal'])} PSRL histories per training goal; the Q-learning AD model: "
+               f"PSRL histories per training goal: {int(ad_log['histories_per_goal'])}; the Q-learning AD model: "
                f"{int(q_log['n_steps']):,} training steps). The text and captions describe the {SHIPPED_ROOM} x "
                f"{SHIPPED_ROOM} room; every number is this room's."))
 
