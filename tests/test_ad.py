@@ -296,3 +296,70 @@ def test_shipped_ad_beats_random_on_held_out_goals():
     ad = rollout_darkroom(model, np.repeat(te, 2, 0), n_episodes=6, temperature=1.0, seeds=0)["returns"]
     rnd = sources.darkroom_random(np.repeat(te, 5, 0), n_episodes=6, seed=0)["returns"]
     assert ad[:, -2:].mean() > rnd.mean() + 1.5  # random earns ~0.2 per episode, AD several
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Other rooms: a model is trained for one room and refuses any other
+
+
+def test_room_size_is_checked_before_anything_runs():
+    from rlinterp import artifacts
+
+    for bad in (2, 8, 9.0, True):
+        with pytest.raises(ValueError, match="size"):
+            dr.check_size(bad)
+        with pytest.raises(ValueError, match="room_size"):
+            artifacts.DarkroomFit(room_size=bad)
+        with pytest.raises(ValueError, match="room_size"):
+            artifacts.AblationGrid(room_size=bad)
+    assert artifacts.DarkroomFit().room_size == artifacts.AblationGrid().room_size == dr.DEFAULT_SIZE == 9
+    assert [dr.n_held_out(s) for s in (3, 5, 7, 9, 11)] == [2, 5, 10, 16, 24]  # 16/81 of the goals, 16 of 81
+    tr, te = dr.darkroom_goal_split(7)
+    cells = {tuple(c) for c in np.concatenate([tr, te])}
+    assert (len(tr), len(te), len(cells)) == (39, 10, 49) and max(max(c) for c in cells) == 6
+    np.testing.assert_array_equal(dr.darkroom_goal_split()[1], dr.darkroom_goal_split(9, 16)[1])  # the shipped split
+    with pytest.raises(ValueError, match="pass the room as size"):
+        fit_darkroom("ad", source="psrl", n_steps=1, grid_size=5)
+
+
+TINY_FIT = dict(histories_per_goal=1, n_source_episodes=3, n_ctx_episodes=2, n_steps=3, batch_size=4, d_model=16,
+                n_layers=1, d_mlp=32)
+
+
+def test_another_room_trains_at_that_size_and_a_model_refuses_other_rooms():
+    from rlinterp import artifacts
+
+    model = artifacts.build("ad/darkroom_ad", config=artifacts.DarkroomFit(room_size=5, **TINY_FIT), progress=False)
+    assert ads.room_size(model) == 5 and (model.ad_cfg.grid_size, model.ad_cfg.n_obs) == (5, 25)
+    assert tuple(model.embed.W_x.shape) == (5, 16) and int(model.train_log["n_train_goals"]) == 25 - 5
+    _, te = dr.darkroom_goal_split(5)
+    curves = ads.evaluate_darkroom(model, te, 2, [0, 1], 1.0)
+    assert curves.shape == (2 * len(te), 2) and (curves <= dr.oracle_return(te, 5).max()).all()
+    np.testing.assert_array_equal(curves, ads.evaluate_darkroom(model, te, 2, [0, 1], 1.0, size=5))
+    with pytest.raises(ValueError, match=r"trained for a 5x5 Dark Room .* cannot be evaluated in a 9x9 room"):
+        ads.evaluate_darkroom(model, dr.darkroom_goal_split()[1], 2, [0], 1.0, size=9)
+    with pytest.raises(ValueError, match=r"trained for a 5x5"):
+        ads.rollout_darkroom(model, te, n_episodes=1, size=7)
+    with pytest.raises(ValueError, match=r"trained for a 5x5"):
+        ads.fit_probes(model)  # the probes are for the 9 x 9 room
+    [m] = artifacts.metrics_darkroom(model)  # measured in the model's own room
+    assert m["oracle"] == float(dr.oracle_return(te, 5).mean())
+    shipped = artifacts.load("ad/darkroom_ad")
+    assert ads.room_size(shipped) == artifacts.get("ad/darkroom_ad").config.room_size == 9
+    with pytest.raises(ValueError, match=r"trained for a 9x9 Dark Room .* in a 7x7 room"):
+        ads.evaluate_darkroom(shipped, dr.darkroom_goal_split(7)[1], 2, [0], 1.0, size=7)
+    ed = artifacts.build("ad/darkroom_ed", config=artifacts.DarkroomFit(kind="ed", room_size=3, **TINY_FIT),
+                         progress=False)
+    assert ads.room_size(ed) == 3
+
+
+def test_ablation_in_another_room():
+    from rlinterp import artifacts
+
+    grid = dict(d_models=(8,), n_steps=2, seeds=1, histories_per_goal=1, n_source_episodes=3, n_ctx_episodes=2,
+                batch_size=4, n_eval_episodes=2, n_eval_seeds=1, room_size=5)
+    with pytest.raises(ValueError, match=r"must lie in \[1, 20\] in a 5x5 room, got 65"):
+        artifacts.build("ad/ablation", config=artifacts.AblationGrid(goals=(65,), **grid), progress=False)
+    out = artifacts.build("ad/ablation", config=artifacts.AblationGrid(goals=(2, 20), **grid), progress=False)
+    assert [v["train goals"] for v in out["variants"]] == [2, 20]
+    assert tuple(out["curves"].shape) == (2, dr.n_held_out(5), 2)

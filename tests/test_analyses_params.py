@@ -397,3 +397,35 @@ def test_statements_other_than_assignments_are_left_alone(tmp_path):
 def test_quarto_config_without_a_project_table(tmp_path):
     (tmp_path / "_quarto.yml").write_text("book:\n  chapters:\n    - paper/s/01_a.ipynb\n")
     assert an.quarto_config(tmp_path) == {"book": {"chapters": ["paper/s/01_a.ipynb"]}}
+
+
+# ---------------------------------------------------------------------------------- the book's world parameters
+WORLD = [  # (analysis, parameter, -p text out of range)
+    ("highway/01_agent", "spawn_probability", "1.5"), ("highway/01_agent", "spawn_probability", "-0.1"),
+    ("highway/01_agent", "initial_vehicle_count", "0"), ("highway/01_agent", "initial_vehicle_count", "2.5"),
+    ("ad/01_incontext", "room_size", "1"), ("ad/01_incontext", "room_size", "23"),
+    ("ad/01_incontext", "room_size", "7.5"),
+]
+
+
+@pytest.mark.parametrize("name, param, text", WORLD)
+def test_world_parameters_out_of_range_are_refused_before_anything_runs(name, param, text):
+    from rlinterp import ROOT
+
+    a = an.get(ROOT, name)
+    with pytest.raises(ParameterError, match=rf"{name}: parameter {param}"):
+        an.validate(a, an.parameters(a), {param: text})
+
+
+def test_world_parameter_defaults_are_the_shipped_worlds():
+    """A chapter's default world is the one its shipped models were trained in (else the default run would train)."""
+    from rlinterp import ROOT, artifacts
+    from rlinterp.envs import highway as hw
+
+    hw_spec = an.parameters(an.get(ROOT, "highway/01_agent"))
+    assert {k: hw_spec[k].default for k in hw.DENSITY_DEFAULTS} == hw.DENSITY_DEFAULTS
+    assert hw.density(**{k: hw_spec[k].default for k in hw.DENSITY_DEFAULTS}) == {}
+    ad_spec = an.parameters(an.get(ROOT, "ad/01_incontext"))
+    assert ad_spec["room_size"].default == artifacts.get("ad/darkroom_ad").config.room_size == 9
+    ok = an.validate(an.get(ROOT, "ad/01_incontext"), ad_spec, {"room_size": "7"})
+    assert ok["room_size"] == 7

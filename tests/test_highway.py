@@ -69,6 +69,86 @@ def test_env_overrides_validated():
     assert cfg["observation"]["vehicles_count"] == 5 and cfg["observation"]["order"] == "shuffled"
 
 
+def test_traffic_density_is_validated_and_reaches_the_env():
+    from highway_env.envs.intersection_env import IntersectionEnv
+
+    defaults = IntersectionEnv.default_config()
+    assert hw.DENSITY_DEFAULTS == {k: defaults[k] for k in hw.DENSITY_DEFAULTS}  # highway-env's own defaults
+    assert hw.density() == hw.density(0.6, 10) == {}  # the default traffic adds no key: the shipped configuration
+    assert hw.env_config(**hw.density()) == hw.env_config()
+    assert hw.density(0.9, 10) == {"spawn_probability": 0.9}
+    assert hw.density(1, 3) == {"spawn_probability": 1.0, "initial_vehicle_count": 3}
+    for bad, name in [(dict(spawn_probability=1.5), "spawn_probability"), (dict(spawn_probability=-0.1),
+                      "spawn_probability"), (dict(spawn_probability=float("nan")), "spawn_probability"),
+                      (dict(spawn_probability=True), "spawn_probability"), (dict(initial_vehicle_count=0),
+                      "initial_vehicle_count"), (dict(initial_vehicle_count=2.5), "initial_vehicle_count")]:
+        with pytest.raises(ValueError, match=name):
+            hw.density(**bad)
+        with pytest.raises(ValueError, match=name):  # every env built from overrides checks them, before a step
+            hw.make_env(0, **bad)
+    sparse = hw.make_env(0, **hw.density(0.0, 1))
+    u = sparse.unwrapped
+    assert (u.config["spawn_probability"], u.config["initial_vehicle_count"]) == (0.0, 1)
+    counts = {}
+    for name, e in (("sparse", sparse), ("default", hw.make_env(0))):
+        n = []
+        for s in range(5):
+            e.reset(seed=s)
+            for _ in range(4):
+                e.step(1)
+            n.append(len(e.unwrapped.road.vehicles))
+        counts[name] = np.mean(n)
+    assert counts["sparse"] <= 2 < counts["default"]  # ego and the challenger at most, and no vehicle ever enters
+    assert hw.density_text({"initial_vehicle_count": 4}) == "spawn probability 0.6, 4 initial vehicles"
+
+
+def test_highway_eval_runs_in_the_requested_traffic(monkeypatch):
+    """``HighwayEval(env_overrides=...)`` is checked when it is made and every evaluation episode runs in that
+    traffic; the default evaluation keeps the shipped format."""
+    from rlinterp import artifacts
+
+    with pytest.raises(ValueError, match="spawn_probability"):
+        artifacts.HighwayEval(env_overrides={"spawn_probability": 2.0})
+    with pytest.raises(ValueError, match="valid keys"):
+        artifacts.HighwayEval(env_overrides={"traffic": 1})
+    assert artifacts.HighwayEval() == artifacts.get("highway/eval").config  # the declared evaluation is unchanged
+    seen = []
+    real = hws.make_env
+
+    def spy(seed, **overrides):
+        env = real(seed, **overrides)
+        seen.append({k: env.unwrapped.config[k] for k in hw.DENSITY_DEFAULTS})
+        return env
+
+    monkeypatch.setattr(hws, "make_env", spy)
+    models = {k: artifacts.load(f"highway/{k}") for k in artifacts.HIGHWAY_AGENTS}
+    sparse = hw.density(0.0, 1)
+    cfg = artifacts.HighwayEval(n_episodes=2, env_overrides=sparse)
+    stored = artifacts.build("highway/eval", config=cfg, progress=False, models=models, workers=1)
+    assert seen and all(d == {"spawn_probability": 0.0, "initial_vehicle_count": 1} for d in seen)
+    assert stored["env_overrides"] == sparse
+    seen.clear()
+    default = artifacts.build("highway/eval", config=artifacts.HighwayEval(n_episodes=2), progress=False,
+                              models=models, workers=1)
+    assert "env_overrides" not in default and seen and all(d == hw.DENSITY_DEFAULTS for d in seen)
+
+
+def test_ddqn_run_dir_of_another_traffic_is_another_run(monkeypatch, tmp_path):
+    from rlinterp import artifacts
+
+    dirs = []
+
+    def fake_train(config, run_dir, progress, log_every):
+        dirs.append(run_dir.name)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(ddqn, "train", fake_train)
+    for overrides in ({}, hw.density(0.9)):
+        with pytest.raises(RuntimeError, match="stop"):
+            artifacts.build("highway/mlp", config=ddqn.DDQNConfig(network="mlp", episodes=1, env_overrides=overrides))
+    assert dirs == ["book_mlp_seed0_ep1_envs1", "book_mlp_seed0_ep1_envs1_spawn_probability0.9"]
+
+
 def test_policies_and_episode(env):
     with pytest.raises(ValueError, match="action must be"):
         hws.constant_policy(3)

@@ -55,6 +55,7 @@
 # %% tags=["parameters"]
 retrain: bool = False  # train AD (PSRL source) and ED from scratch instead of loading data/ad/darkroom_{ad,ed}.pt
 retrain_qlearning: bool = False  # train the comparison AD model on Q-learning histories (else load the shipped one)
+qlearning_steps: int = 3000  # when the Q-learning AD model is trained (retrain_qlearning, another room): its training steps [range: [1, inf)]
 save: bool = False  # with retrain / retrain_qlearning / retrain_ablation: overwrite the shipped files in data/ad/
 n_steps: int = 3000  # with retrain: AD training steps (ED uses half) [range: [1, inf)]
 batch_size: int = 32  # with retrain: windows per gradient step [range: [1, inf)]
@@ -73,6 +74,7 @@ n_eval_episodes: int = 20  # in-context episodes per evaluation rollout [range: 
 n_eval_seeds: int = 5  # rollouts per held-out goal: the first n test sampling seeds of rlinterp.seeds.split("ad") [range: [1, inf)]
 seed: int = 0  # random seed for everything [range: [0, inf)]
 device: str = "cpu"  # torch device
+room_size: int = 9  # the Dark Room is room_size x room_size (odd); a room other than the shipped models' 9 x 9 trains every model of this chapter for it [range: [3, 21]]
 
 # %%
 from dataclasses import replace
@@ -80,6 +82,7 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from rlinterp import artifacts
 from rlinterp.studies import ad as ads
@@ -89,29 +92,47 @@ from rlinterp.pipeline.report import claim, md, md_table
 from rlinterp.seeds import split
 from rlinterp.stats import band
 
+room_size = dr.check_size(room_size, "room_size")  # odd, refused here before anything is trained
+SHIPPED_ROOM = artifacts.ARTIFACTS["ad/darkroom_ad"].config.room_size
+other_room = room_size != SHIPPED_ROOM  # the shipped models are for SHIPPED_ROOM only: train them all here
+if other_room and save:
+    raise ValueError(f"save=true replaces the shipped models of the {SHIPPED_ROOM}x{SHIPPED_ROOM} room; this run is "
+                     f"for a {room_size}x{room_size} room: run it without save")
 torch.set_num_threads(1)  # training and evaluation on one CPU thread (the wall times reported below)
 torch.manual_seed(seed)
-train_goals, test_goals = dr.darkroom_goal_split(seed=0)
-oracle = dr.oracle_return(test_goals).mean()
+train_goals, test_goals = dr.darkroom_goal_split(room_size, seed=0)
+oracle = dr.oracle_return(test_goals, room_size).mean()
 # the fit settings of each model: the declared (shipped) ones, with this chapter's parameters
 FITS = {name: artifacts.ARTIFACTS[name].config
         for name in ("ad/darkroom_ad", "ad/darkroom_ed", "ad/darkroom_ad_qlearning")}
 MODEL = dict(histories_per_goal=histories_per_goal, n_source_episodes=n_source_episodes, batch_size=batch_size,
-             seed=seed, n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers)
+             seed=seed, n_ctx_episodes=n_ctx_episodes, d_model=d_model, n_layers=n_layers, room_size=room_size)
 FITS["ad/darkroom_ad"] = replace(FITS["ad/darkroom_ad"], n_steps=n_steps, **MODEL)
 FITS["ad/darkroom_ed"] = replace(FITS["ad/darkroom_ed"], n_steps=n_steps // 2, **MODEL)
-FITS["ad/darkroom_ad_qlearning"] = replace(FITS["ad/darkroom_ad_qlearning"], batch_size=batch_size, seed=seed)
-if retrain:
+FITS["ad/darkroom_ad_qlearning"] = replace(FITS["ad/darkroom_ad_qlearning"], n_steps=qlearning_steps,
+                                           batch_size=batch_size, seed=seed, room_size=room_size)
+if retrain or other_room:
     ad_model = artifacts.build("ad/darkroom_ad", config=FITS["ad/darkroom_ad"], device=device)
     ed_model = artifacts.build("ad/darkroom_ed", config=FITS["ad/darkroom_ed"], device=device)
 else:
     ad_model = artifacts.load("ad/darkroom_ad", device=device)
     ed_model = artifacts.load("ad/darkroom_ed", device=device)
-if retrain_qlearning:  # the first AD model of this study: Q-learning histories, 4-episode windows 4 episodes apart
+if retrain_qlearning or other_room:  # the first AD model of this study: Q-learning histories, 4 episodes 4 apart
     q_model = artifacts.build("ad/darkroom_ad_qlearning", config=FITS["ad/darkroom_ad_qlearning"], device=device)
 else:
     q_model = artifacts.load("ad/darkroom_ad_qlearning", device=device)
 ad_log, ed_log, q_log = ad_model.train_log, ed_model.train_log, q_model.train_log
+claim(all(ads.room_size(m) == room_size for m in (ad_model, ed_model, q_model)),
+      "every model of this chapter was trained for the room it is evaluated in")
+if other_room:  # the default run's text is unchanged
+    display(md(f"**This run is for a {room_size} x {room_size} room**: {room_size ** 2} goals, {len(train_goals)} "
+               f"for training and {len(test_goals)} held out; the best return of a goal at distance $d$ from the "
+               f"centre is ${ads.T + 1} - d$. The shipped models are for the {SHIPPED_ROOM} x {SHIPPED_ROOM} room, so "
+               f"AD, ED and the Q-learning AD model were all trained in this run for this room, with the "
+               f"configuration of this run's parameters (AD: {int(ad_log['n_steps']):,} training steps, "
+               f"PSRL histories per training goal: {int(ad_log['histories_per_goal'])}; the Q-learning AD model: "
+               f"{int(q_log['n_steps']):,} training steps). The text and captions describe the {SHIPPED_ROOM} x "
+               f"{SHIPPED_ROOM} room; every number is this room's."))
 
 # %% [markdown]
 # ## In-context learning on held-out goals
@@ -131,7 +152,7 @@ eval_seeds = split("ad").test_seeds(n_eval_seeds)
 
 
 def curves_of(model, temperature):
-    return ads.evaluate_darkroom(model, test_goals, n_eval_episodes, eval_seeds, temperature)
+    return ads.evaluate_darkroom(model, test_goals, n_eval_episodes, eval_seeds, temperature, size=room_size)
 
 
 reps = np.repeat(test_goals, n_eval_seeds, 0)
@@ -142,11 +163,11 @@ res = {
     "ED (sampling)": curves_of(ed_model, 1.0),
     "ED (greedy)": curves_of(ed_model, 0.0),
     "AD, Q-learning source (sampling)": curves_of(q_model, 1.0),
-    "random": sources.darkroom_random(reps, n_eval_episodes, seed=seed + 2)["returns"],
+    "random": sources.darkroom_random(reps, n_eval_episodes, seed=seed + 2, size=room_size)["returns"],
 }
 n_q_episodes = max(120, n_eval_episodes)
-psrl_hist = sources.darkroom_psrl(reps, n_eval_episodes, seed=seed + 3)["returns"]
-q_hist = sources.darkroom_q_learning(reps, n_q_episodes, seed=seed + 3)["returns"]
+psrl_hist = sources.darkroom_psrl(reps, n_eval_episodes, seed=seed + 3, size=room_size)["returns"]
+q_hist = sources.darkroom_q_learning(reps, n_q_episodes, seed=seed + 3, size=room_size)["returns"]
 res["source: PSRL"] = psrl_hist
 res["source: Q-learning"] = q_hist[:, :n_eval_episodes]
 
@@ -254,12 +275,17 @@ md(f"The AD model ({sum(p.numel() for p in ad_model.parameters()):,} parameters,
 # goals. A model that memorises its few training goals does well on them and poorly on new ones.
 
 # %%
-goal_counts, widths = list(ablation_goals), list(ablation_d_models)
+# a room with fewer training goals than a requested count trains that variant on all of them (said below)
+goal_counts = list(dict.fromkeys(min(n, len(train_goals)) for n in ablation_goals))
+widths = list(ablation_d_models)
+if goal_counts != list(ablation_goals):
+    display(md(f"The {room_size} x {room_size} room has {len(train_goals)} training goals: the ablation's goal "
+               f"counts {list(ablation_goals)} become {goal_counts}."))
 grid = artifacts.AblationGrid(goals=goal_counts, d_models=widths, n_steps=ablation_steps, seeds=ablation_seeds,
                               histories_per_goal=histories_per_goal, n_source_episodes=n_source_episodes,
                               n_ctx_episodes=n_ctx_episodes, batch_size=batch_size, seed=seed,
-                              n_eval_episodes=n_eval_episodes, n_eval_seeds=n_eval_seeds)
-if retrain_ablation:
+                              n_eval_episodes=n_eval_episodes, n_eval_seeds=n_eval_seeds, room_size=room_size)
+if retrain_ablation or other_room:
     ablation = artifacts.build("ad/ablation", config=grid, device=device, progress=False)
     if save:
         artifacts.save("ad/ablation", ablation, config=grid)

@@ -63,6 +63,8 @@ episode_seed: int = -1  # env seed of the rendered episode (-1: first evaluation
 max_render_steps: int = 13  # maximum steps of the rendered episode [range: [1, inf)]
 n_film_frames: int = 5  # frames in the static filmstrip figure [range: [1, inf)]
 make_gif: bool = True  # embed an animated GIF of the rendered episode (HTML output only)
+spawn_probability: float = 0.6  # traffic: probability that a vehicle enters after each step (highway-env's default, the shipped agents' traffic) [range: [0, 1]]
+initial_vehicle_count: int = 10  # traffic: vehicles placed at reset (highway-env's default; 1: only the challenger) [range: [1, inf)]
 
 # %%
 import matplotlib.pyplot as plt
@@ -82,6 +84,11 @@ from rlinterp.stats import paired_difference
 
 torch.manual_seed(seed)
 AGENTS = artifacts.HIGHWAY_AGENTS  # {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
+# the traffic of this run: {} is highway-env's default density, the world the shipped agents were trained on
+traffic = hw.density(spawn_probability, initial_vehicle_count)
+if traffic and save:  # refused before anything is trained or evaluated
+    raise ValueError(f"save=true replaces the shipped agents and evaluation, which are for highway-env's default "
+                     f"traffic ({hw.density_text()}); this run asks for {hw.density_text(traffic)}: run it without save")
 
 # %% [markdown]
 # ## Training
@@ -94,7 +101,8 @@ AGENTS = artifacts.HIGHWAY_AGENTS  # {"ego_attention": "Ego-attention DQN", "mlp
 models, curves = {}, {}
 for kind in AGENTS:
     if retrain:  # resumable: each run checkpoints itself under runs/highway/
-        cfg = ddqn.DDQNConfig(network=kind, episodes=train_episodes, seed=seed, num_envs=num_envs, device=device)
+        cfg = ddqn.DDQNConfig(network=kind, episodes=train_episodes, seed=seed, num_envs=num_envs, device=device,
+                              env_overrides=traffic)
         models[kind] = artifacts.build(f"highway/{kind}", config=cfg, device=device)
         if save:
             artifacts.save(f"highway/{kind}", models[kind], config=cfg)
@@ -169,7 +177,8 @@ plt.show()
 # agents were retrained in this run, or when the evaluation asked for differs from the stored one.
 
 # %%
-eval_cfg = artifacts.HighwayEval(n_episodes=n_eval_episodes, split=eval_split, random_seed=seed)
+eval_cfg = artifacts.HighwayEval(n_episodes=n_eval_episodes, split=eval_split, random_seed=seed,
+                                 env_overrides=traffic)
 if reevaluate or retrain or eval_cfg != artifacts.ARTIFACTS["highway/eval"].config:
     stored = artifacts.build("highway/eval", config=eval_cfg, device=device, models=models, progress=False)
     if save:
@@ -181,6 +190,16 @@ S = hws.eval_summary(stored, AGENTS["ego_attention"], AGENTS["mlp"])
 split = seed_split("highway")
 claim(split.role(stored["seed"]) == stored["split"] and split.role(stored["seed"] + stored["n_episodes"] - 1)
       == stored["split"], f"every evaluation seed is a {stored['split']} seed of the declared split")
+claim(stored.get("env_overrides", {}) == traffic, "the evaluation ran in the traffic this run asks for")
+trained_in = {k: train_cfgs[k].env_overrides for k in AGENTS}
+if traffic or any(trained_in.values()):  # the default run's text is unchanged
+    away = [AGENTS[k] for k in AGENTS if trained_in[k] != traffic]  # evaluated in traffic they were not trained in
+    display(md(f"This run evaluates in traffic with {hw.density_text(traffic)} (highway-env's default, in which "
+               f"the shipped agents were trained, is {hw.density_text()}). "
+               + " ".join(f"The {AGENTS[k]} was trained in traffic with {hw.density_text(trained_in[k])}." for k in AGENTS)
+               + (f" For the {' and the '.join(away)}, the evaluation below is therefore a generalisation test: "
+                  f"agents evaluated in traffic they were not trained in." if away else "")
+               + " The targets below are the paper's, stated for the default traffic."))
 
 # %%
 #| label: tbl-highway-eval
@@ -250,11 +269,13 @@ md(f"Judged on the intervals, {target_text('mean return', re_, hws.TARGET_RETURN
 # %%
 model = models["ego_attention"]
 act, probe = ddqn.greedy_policy(model, device=device), hws.q_and_attention(model, device=device)
-env = hw.make_env(seed, render_mode="rgb_array")
+env = hw.make_env(seed, render_mode="rgb_array", **traffic)
+claim(hw.density_of(traffic) == {k: env.unwrapped.config[k] for k in hw.DENSITY_DEFAULTS},
+      "the rendered episode's environment has this run's traffic density")
 if episode_seed >= 0:
     chosen = episode_seed
 else:  # the first evaluation scene where the agent arrives (a cheap search without rendering)
-    plain = hw.make_env(seed)
+    plain = hw.make_env(seed, **traffic)
     chosen = next((s for s in range(eval_seed, eval_seed + 50)
                    if hws.run_episode(plain, act, s, max_steps=max_render_steps)["arrived"]), eval_seed)
 episode = hws.run_episode(env, act, chosen, render=True, max_steps=max_render_steps, callback=probe)

@@ -66,10 +66,14 @@ class DarkroomFit:
     n_layers: int = 3
     d_mlp: int = 256
     cell_embedding: bool = False  # a free vector per cell on top of its x, y embeddings
+    room_size: int = 9  # the Dark Room (room_size x room_size, odd); the model's config records it (grid_size)
 
     def __post_init__(self):
+        from rlinterp.envs.darkroom import check_size
+
         if self.kind not in ("ad", "ed"):
             raise ValueError(f"DarkroomFit.kind must be 'ad' or 'ed', got {self.kind!r}")
+        check_size(self.room_size, "DarkroomFit.room_size")
         _check_positive(self, "histories_per_goal", "n_source_episodes", "stride", "n_steps", "batch_size",
                         "n_ctx_episodes", "d_model", "n_layers", "d_mlp")
         if self.n_train_goals is not None:
@@ -93,8 +97,12 @@ class AblationGrid:
     seed: int = 0
     n_eval_episodes: int = 20  # in-context episodes per evaluation rollout
     n_eval_seeds: int = 5  # rollouts per held-out goal
+    room_size: int = 9  # the Dark Room of every variant (odd)
 
     def __post_init__(self):
+        from rlinterp.envs.darkroom import check_size
+
+        check_size(self.room_size, "AblationGrid.room_size")
         object.__setattr__(self, "goals", tuple(self.goals))
         object.__setattr__(self, "d_models", tuple(self.d_models))
         if not self.goals or not self.d_models:
@@ -116,6 +124,9 @@ class HighwayEval:
     n_episodes: int = 500  # episodes per policy (the same scenes for every policy)
     split: str = "test"  # "test" or "validation" seeds
     random_seed: int = 0  # seed of the uniformly random policy (reseeded per episode with the scene's seed)
+    # intersection-v0 config keys on top of the rl-agents configuration, e.g. a traffic density
+    # (rlinterp.envs.highway.density); {}: the environment the shipped agents were trained on
+    env_overrides: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         _check_positive(self, "n_episodes")
@@ -123,6 +134,13 @@ class HighwayEval:
             raise ValueError(f"HighwayEval.split must be 'test' or 'validation', got {self.split!r}")
         if isinstance(self.random_seed, bool) or not isinstance(self.random_seed, int) or self.random_seed < 0:
             raise ValueError(f"HighwayEval.random_seed must be an integer >= 0, got {self.random_seed!r}")
+        if not isinstance(self.env_overrides, dict):
+            raise ValueError(f"HighwayEval.env_overrides must be a dict of intersection-v0 config keys, got "
+                             f"{self.env_overrides!r}")
+        if self.env_overrides:  # unknown keys and out-of-range densities fail here, before any episode
+            from rlinterp.envs.highway import env_config
+
+            env_config(**self.env_overrides)
 
     @property
     def seeds(self):
@@ -544,6 +562,8 @@ def build_ddqn(config, device: str = "cpu", progress: bool = True):
     config = dataclasses.replace(config, device=device)
     c = config
     run_dir = ROOT / "runs" / "highway" / f"book_{c.network}_seed{c.seed}_ep{c.episodes}_envs{c.num_envs}"
+    if c.env_overrides:  # another environment (e.g. a traffic density) is another run, never a resumed one
+        run_dir = run_dir.with_name(run_dir.name + "".join(f"_{k}{v}" for k, v in sorted(c.env_overrides.items())))
     result = ddqn.train(config, run_dir=run_dir, progress=progress, log_every=0)
     model = result["model"].eval()
     model.curve = dict(result["curve"], wall_time_s_total=result["wall_time_s"], train_config=result["config"])
@@ -593,11 +613,13 @@ HIGHWAY_AGENTS = {"ego_attention": "Ego-attention DQN", "mlp": "MLP DQN"}
 def build_highway_eval(config: HighwayEval, device: str = "cpu", progress: bool = True, models: dict | None = None,
                        data_dir: Path | None = None, workers: int | None = None) -> dict:
     """Evaluate the greedy agents (``models``, default: the shipped ones) and the scripted policies on the same
-    scenes (``config.seeds``), in ``workers`` processes (default: one per core; the numbers do not depend on it).
+    scenes (``config.seeds``) of the environment ``config.env_overrides`` (default: the agents' own), in ``workers``
+    processes (default: one per core; the numbers do not depend on it).
 
     Returns ``{"n_episodes", "split", "seed" (the first), "checkpoints": {agent: sha256 of its shipped checkpoint},
-    "results": {policy: studies.highway.evaluate_policies(...)[policy]}}``; every result keeps its per-episode
-    returns and outcomes in seed order, so any two policies can be compared paired."""
+    "results": {policy: studies.highway.evaluate_policies(...)[policy]}}`` plus ``"env_overrides"`` when they are
+    not empty; every result keeps its per-episode returns and outcomes in seed order, so any two policies can be
+    compared paired."""
     import hashlib
 
     from rlinterp.envs import highway as hw
@@ -619,12 +641,14 @@ def build_highway_eval(config: HighwayEval, device: str = "cpu", progress: bool 
     # was interrupted resumes where it stopped (the highway-env version and the env config are in the key)
     from importlib.metadata import version
 
-    key = hashlib.sha256(json.dumps([checkpoints, config.random_seed, version("highway-env"), hw.env_config()],
+    env = config.env_overrides
+    key = hashlib.sha256(json.dumps([checkpoints, config.random_seed, version("highway-env"), hw.env_config(**env)],
                                     sort_keys=True).encode()).hexdigest()[:16]
     cache = ROOT / "runs" / "highway" / f"eval_cache_{key}" if models_are_shipped else None
-    results = hws.evaluate_policies(policies, seeds, workers=workers, progress=progress, cache_dir=cache)
-    return dict(n_episodes=config.n_episodes, split=config.split, seed=int(seeds[0]), checkpoints=checkpoints,
-                results=results)
+    results = hws.evaluate_policies(policies, seeds, workers=workers, progress=progress, cache_dir=cache, **env)
+    out = dict(n_episodes=config.n_episodes, split=config.split, seed=int(seeds[0]), checkpoints=checkpoints,
+               results=results)
+    return dict(out, env_overrides=dict(env)) if env else out  # the shipped evaluation's format is unchanged
 
 
 def load_highway_eval(paths: list[Path], device: str = "cpu", data_dir: Path | None = None) -> dict:
@@ -669,14 +693,15 @@ def build_darkroom(config: DarkroomFit, device: str = "cpu", progress: bool = Tr
     from rlinterp.learners.ad import fit_darkroom
 
     c = config
-    train_goals = darkroom_goal_split(seed=0)[0]
+    train_goals = darkroom_goal_split(c.room_size, seed=0)[0]
     if c.n_train_goals is not None and c.n_train_goals > len(train_goals):
-        raise ValueError(f"n_train_goals must lie in [1, {len(train_goals)}], got {c.n_train_goals}")
+        raise ValueError(f"n_train_goals must lie in [1, {len(train_goals)}] in a {c.room_size}x{c.room_size} room, "
+                         f"got {c.n_train_goals}")
     model, log = fit_darkroom(c.kind, train_goals[:c.n_train_goals], c.histories_per_goal, c.n_source_episodes,
                                   c.stride, c.n_steps, c.batch_size, lr=c.lr, seed=c.seed, device=device,
-                                  progress=progress, source=c.source, n_ctx_episodes=c.n_ctx_episodes,
-                                  d_model=c.d_model, n_layers=c.n_layers, d_mlp=c.d_mlp,
-                                  cell_embedding=c.cell_embedding)
+                                  progress=progress, source=c.source, size=c.room_size,
+                                  n_ctx_episodes=c.n_ctx_episodes, d_model=c.d_model, n_layers=c.n_layers,
+                                  d_mlp=c.d_mlp, cell_embedding=c.cell_embedding)
     return _ad_ready(model, log)
 
 
@@ -705,16 +730,18 @@ def dump_darkroom(model) -> list[bytes]:
 
 
 def metrics_darkroom(model) -> list[dict]:
-    """Return per in-context episode on the held-out goals (:data:`AD_METRICS_EVAL`), oracle, training time."""
+    """Return per in-context episode on the held-out goals of the model's room (:data:`AD_METRICS_EVAL`), oracle,
+    training time."""
     import numpy as np
 
     from rlinterp.seeds import split
-    from rlinterp.studies.ad import evaluate_darkroom
+    from rlinterp.studies.ad import evaluate_darkroom, room_size
     from rlinterp.envs.darkroom import darkroom_goal_split, oracle_return
 
     e = AD_METRICS_EVAL
-    _, test_goals = darkroom_goal_split(seed=0)
-    oracle = float(oracle_return(test_goals).mean())
+    size = room_size(model)
+    _, test_goals = darkroom_goal_split(size, seed=0)
+    oracle = float(oracle_return(test_goals, size).mean())
     m = evaluate_darkroom(model, test_goals, e["n_episodes"], split("ad").validation_seeds(e["n_seeds"]),
                           e["temperature"]).mean(0)
     hit = np.nonzero(m >= 0.8 * oracle)[0]
@@ -738,10 +765,11 @@ def build_ablation(config: AblationGrid, device: str = "cpu", progress: bool = T
 
     c = config
     test_seeds = split("ad").test_seeds(c.n_eval_seeds)  # the curves are reported (chapter 1's ablation)
-    train_goals, test_goals = dr.darkroom_goal_split(seed=0)
+    train_goals, test_goals = dr.darkroom_goal_split(c.room_size, seed=0)
     for n in c.goals:  # before any training
         if not 1 <= n <= len(train_goals):
-            raise ValueError(f"ablation goal counts must lie in [1, {len(train_goals)}], got {n}")
+            raise ValueError(f"ablation goal counts must lie in [1, {len(train_goals)}] in a {c.room_size}x"
+                             f"{c.room_size} room, got {n}")
     variants, curves = [], []
     bar = tqdm(total=len(c.d_models) * len(c.goals) * c.seeds, desc="ablation", disable=not progress)
     for w in c.d_models:
@@ -751,11 +779,12 @@ def build_ablation(config: AblationGrid, device: str = "cpu", progress: bool = T
                 fit = DarkroomFit(kind="ad", source="psrl", n_train_goals=n, histories_per_goal=per_goal,
                                   n_source_episodes=c.n_source_episodes, stride=1, n_steps=c.n_steps,
                                   batch_size=c.batch_size, seed=c.seed + rep, n_ctx_episodes=c.n_ctx_episodes,
-                                  d_model=w, n_layers=2 if w < 64 else 3, d_mlp=4 * w, cell_embedding=False)
+                                  d_model=w, n_layers=2 if w < 64 else 3, d_mlp=4 * w, cell_embedding=False,
+                                  room_size=c.room_size)
                 m_ = build_darkroom(fit, device=device, progress=False)
                 curves.append(evaluate_darkroom(m_, test_goals, c.n_eval_episodes, test_seeds, 1.0))
                 tr_curve = evaluate_darkroom(m_, train_goals[:n], c.n_eval_episodes, test_seeds[:1], 1.0)
-                tr_oracle = dr.oracle_return(train_goals[:n]).mean()
+                tr_oracle = dr.oracle_return(train_goals[:n], c.room_size).mean()
                 variants.append({"d_model": w, "n_layers": fit.n_layers, "seed": fit.seed,
                                  "parameters": sum(p.numel() for p in m_.parameters()), "train goals": n,
                                  "train return (last 5)": float(tr_curve[:, -5:].mean() / tr_oracle),

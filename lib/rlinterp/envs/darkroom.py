@@ -10,7 +10,7 @@ distance ``d`` from the centre is ``max_steps - d + 1`` (``max_steps`` for the c
 Contents
 - :class:`DarkRoomEnv`: a ``gymnasium.Env`` (id ``rlinterp/DarkRoom-v0``, registered when this module is imported).
 - :class:`BatchedDarkRoom`: many tasks at once in numpy (sources, evaluation).
-- :func:`darkroom_goal_split`: the deterministic train/held-out goal split.
+- :func:`darkroom_goal_split`: the deterministic train/held-out goal split (:func:`n_held_out`); :func:`check_size`.
 - :func:`oracle_actions`, :func:`oracle_return`: the optimal dark-room policy and its return.
 """
 from __future__ import annotations
@@ -30,11 +30,26 @@ DELTAS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], dtype=np.int64)
 NOOP = 4
 
 
-def _check_size(size: Any) -> int:
-    size = check_int("size", size, 3)
+#: The room of the AD study's shipped models (9 x 9: 81 goals, 16 of them held out).
+DEFAULT_SIZE = 9
+
+
+def check_size(size: Any, name: str = "size") -> int:
+    """A room size: an odd integer >= 3 (the agent starts at the centre cell)."""
+    size = check_int(name, size, 3)
     if size % 2 == 0:
-        raise ValueError(f"size must be odd so that the grid has a centre cell, got {size}")
+        raise ValueError(f"{name} must be odd so that the grid has a centre cell, got {size}")
     return size
+
+
+_check_size = check_size
+
+
+def n_held_out(size: int = DEFAULT_SIZE) -> int:
+    """How many goals :func:`darkroom_goal_split` holds out of a ``size x size`` room by default: 16 of the 9 x 9
+    room's 81, and the same fraction (16/81, at least one) of any other room's goals."""
+    size = check_size(size)
+    return 16 if size == DEFAULT_SIZE else max(1, round(16 * size * size / DEFAULT_SIZE ** 2))
 
 
 def _check_goals(goals: Any, size: int) -> np.ndarray:
@@ -69,10 +84,11 @@ def oracle_actions(pos: np.ndarray, goals: np.ndarray) -> np.ndarray:
     return a
 
 
-def darkroom_goal_split(size: int = 9, n_test: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """All ``size**2`` goal cells shuffled with ``seed`` and split into (train goals, held-out goals), each (n, 2)."""
+def darkroom_goal_split(size: int = 9, n_test: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """All ``size**2`` goal cells shuffled with ``seed`` and split into (train goals, held-out goals), each (n, 2);
+    ``n_test`` held out (default :func:`n_held_out`: 16 of the 9 x 9 room's 81)."""
     size = _check_size(size)
-    n_test = check_int("n_test", n_test, 1)
+    n_test = n_held_out(size) if n_test is None else check_int("n_test", n_test, 1)
     if n_test >= size * size:
         raise ValueError(f"n_test must be < {size * size} (the number of goals), got {n_test}")
     cells = np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="xy"), -1).reshape(-1, 2)  # (x, y)

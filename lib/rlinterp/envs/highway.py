@@ -77,15 +77,59 @@ def valid_config_keys() -> list[str]:
     return sorted(IntersectionEnv.default_config())
 
 
+#: The traffic-density keys of ``intersection-v0`` (highway-env's own names): ``initial_vehicle_count`` vehicles are
+#: placed at reset (one of them the "challenger" that drives straight across; fewer are placed when a spawn point is
+#: within 15 m of a vehicle already there) and after every agent step a new vehicle enters with probability
+#: ``spawn_probability`` (again only if no vehicle is within 15 m of its spawn point). highway-env's defaults, which
+#: rl-agents and the shipped agents use, are 10 and 0.6; ``tests/test_highway.py`` checks them against highway-env.
+DENSITY_DEFAULTS: dict[str, Any] = {"spawn_probability": 0.6, "initial_vehicle_count": 10}
+
+
+def _check_density(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The density entries of ``overrides`` checked (type and range) and normalised (float / int)."""
+    from rlinterp.validation import check_float, check_int
+
+    out = {}
+    if "spawn_probability" in overrides:
+        out["spawn_probability"] = check_float("spawn_probability", overrides["spawn_probability"], 0.0, 1.0)
+    if "initial_vehicle_count" in overrides:
+        out["initial_vehicle_count"] = check_int("initial_vehicle_count", overrides["initial_vehicle_count"], 1)
+    return out
+
+
+def density(spawn_probability: float | None = None, initial_vehicle_count: int | None = None) -> dict[str, Any]:
+    """The env overrides of a traffic density (checked: ``spawn_probability`` in [0, 1], ``initial_vehicle_count``
+    an integer >= 1; None: highway-env's default), holding only the keys that differ from
+    :data:`DENSITY_DEFAULTS`: the default traffic is ``{}``, the very configuration the shipped agents were trained
+    and evaluated with. Pass the result as ``**overrides`` to :func:`make_env`, to ``HighwayEval(env_overrides=...)``
+    or ``DDQNConfig(env_overrides=...)``."""
+    given = {k: v for k, v in (("spawn_probability", spawn_probability),
+                               ("initial_vehicle_count", initial_vehicle_count)) if v is not None}
+    return {k: v for k, v in _check_density(given).items() if v != DENSITY_DEFAULTS[k]}
+
+
+def density_of(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full traffic density (both :data:`DENSITY_DEFAULTS` keys) of env ``overrides``."""
+    return {**DENSITY_DEFAULTS, **_check_density(dict(overrides or {}))}
+
+
+def density_text(overrides: dict[str, Any] | None = None) -> str:
+    """The density of env ``overrides`` in words, e.g. "spawn probability 0.6, 10 initial vehicles"."""
+    d = density_of(overrides)
+    return f"spawn probability {d['spawn_probability']:g}, {d['initial_vehicle_count']} initial vehicles"
+
+
 def env_config(**overrides: Any) -> dict[str, Any]:
     """The rl-agents configuration with ``overrides`` (top-level highway-env config keys) applied.
 
-    Raises ValueError for an unknown key, naming the valid ones.
+    Raises ValueError for an unknown key, naming the valid ones, and for a density value out of range
+    (:func:`density`).
     """
     valid = valid_config_keys()
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(f"unknown intersection-v0 config key(s) {unknown}; valid keys are: {', '.join(valid)}")
+    overrides = {**overrides, **_check_density(overrides)}
     config = copy.deepcopy(RL_AGENTS_CONFIG)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from rlinterp.progress import tqdm
 
-from rlinterp.envs.darkroom import darkroom_goal_split
+from rlinterp.envs.darkroom import check_size, darkroom_goal_split
 from rlinterp.learners.sources import DARKROOM_LEARNERS, darkroom_expert
 from rlinterp.models.ad_transformer import ADConfig, ADTransformer, pack_tokens
 from rlinterp.validation import check_int
@@ -89,29 +89,33 @@ def train(model: ADTransformer, sample: Callable[[int], tuple[torch.Tensor, torc
 def fit_darkroom(kind: str = "ad", train_goals: np.ndarray | None = None, histories_per_goal: int = 10,
                  n_source_episodes: int = 120, stride: int = 4, n_steps: int = 3000, batch_size: int = 32,
                  lr: float = 1e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
-                 source: str = "q_learning", **model_kw) -> tuple[ADTransformer, dict]:
+                 source: str = "q_learning", size: int = 9, **model_kw) -> tuple[ADTransformer, dict]:
     """Generate the data (``kind="ad"``: learning histories of ``source``; ``"ed"``: expert episodes) and train a model.
 
     ``source`` is ``"q_learning"`` (rlinterp.learners.sources.darkroom_q_learning`) or ``"psrl"``
-    (rlinterp.learners.sources.darkroom_psrl`). ``train_goals`` (n, 2) defaults to the training split of
-    :func:`~rlinterp.envs.darkroom.darkroom_goal_split`. ``model_kw`` are :class:`ADConfig` fields (``d_model``,
-    ``n_layers``, ``n_ctx_episodes``, ``cell_embedding``, ...). Returns the model and a log dict (losses, wall time,
-    data settings).
+    (rlinterp.learners.sources.darkroom_psrl`). ``size``: the room (``size x size``, odd); the model's config
+    records it (``grid_size``, ``n_obs = size**2``). ``train_goals`` (n, 2) defaults to the training split of
+    :func:`~rlinterp.envs.darkroom.darkroom_goal_split` of that room. ``model_kw`` are the other :class:`ADConfig`
+    fields (``d_model``, ``n_layers``, ``n_ctx_episodes``, ``cell_embedding``, ...). Returns the model and a log dict
+    (losses, wall time, data settings).
     """
 
     if kind not in ("ad", "ed"):
         raise ValueError(f"kind must be 'ad' (algorithm distillation) or 'ed' (expert distillation), got {kind!r}")
     if source not in DARKROOM_LEARNERS:
         raise ValueError(f"source must be one of {sorted(DARKROOM_LEARNERS)}, got {source!r}")
+    size = check_size(size)
+    if clash := {"n_obs", "grid_size"} & set(model_kw):
+        raise ValueError(f"fit_darkroom: the room sets {sorted(clash)}; pass the room as size")
     if train_goals is None:
-        train_goals = darkroom_goal_split()[0]
-    cfg = ADConfig(seed=seed, **model_kw).validate()
+        train_goals = darkroom_goal_split(size)[0]
+    cfg = ADConfig(seed=seed, n_obs=size * size, grid_size=size, **model_kw).validate()
     goals = np.repeat(np.asarray(train_goals), check_int("histories_per_goal", histories_per_goal, 1), 0)
     if kind == "ad":
-        hist = DARKROOM_LEARNERS[source](goals, n_source_episodes, seed=seed + 1000, progress=progress)
+        hist = DARKROOM_LEARNERS[source](goals, n_source_episodes, seed=seed + 1000, progress=progress, size=size)
         sampler = WindowSampler(hist, cfg, stride=stride, seed=seed)
     else:
-        hist = darkroom_expert(goals, cfg.n_ctx_episodes, seed=seed + 1000)
+        hist = darkroom_expert(goals, cfg.n_ctx_episodes, seed=seed + 1000, size=size)
         sampler = WindowSampler(hist, cfg, stride=1, seed=seed)
     model = ADTransformer(cfg, device=device)
     log = train(model, sampler.sample, n_steps=n_steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress)

@@ -62,14 +62,40 @@ def _check_seeds(seeds, B: int) -> np.ndarray:
     return s.astype(np.int64)
 
 
+def room_size(model: ADTransformer) -> int:
+    """The room a Dark Room model was trained for, as its config records it: ``grid_size`` (the x/y embeddings),
+    which must agree with ``n_obs = grid_size**2`` (one observation per cell)."""
+    cfg = model.ad_cfg
+    size = cfg.grid_size if cfg.grid_size is not None else int(round(np.sqrt(cfg.n_obs)))
+    if size * size != cfg.n_obs or cfg.episode_len is None:
+        raise ValueError(f"not a Dark Room model: its config has n_obs={cfg.n_obs}, grid_size={cfg.grid_size}, "
+                         f"episode_len={cfg.episode_len}")
+    return int(size)
+
+
+def check_room(model: ADTransformer, size: int | None) -> int:
+    """``size`` (None: the model's own room), refused with a ``ValueError`` unless it is the room the model was
+    trained for (:func:`room_size`): a model knows the cells of its own room only."""
+    own = room_size(model)
+    if size is None:
+        return own
+    size = dr.check_size(size)
+    if size != own:
+        raise ValueError(f"this model was trained for a {own}x{own} Dark Room (its config: grid_size={own}, "
+                         f"n_obs={own * own}) and cannot be evaluated in a {size}x{size} room; train one for that "
+                         f"room (DarkroomFit(room_size={size}) or `rli run ad/01_incontext -p room_size={size}`)")
+    return size
+
+
 @torch.no_grad()
 def rollout_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 20, temperature: float = 1.0,
-                     seeds=0, size: int = 9, progress: bool = False) -> dict[str, np.ndarray]:
+                     seeds=0, size: int | None = None, progress: bool = False) -> dict[str, np.ndarray]:
     """Let the model play ``n_episodes`` consecutive episodes on each goal (B, 2), conditioning on its own history.
 
     ``temperature=0`` is greedy decoding, otherwise sampling from ``softmax(logits / temperature)``. ``seeds``: one
     sampling seed per rollout (B,) (an int ``s`` means ``s, s + 1, ...``); rollout ``b`` samples from the stream
-    ``default_rng([seeds[b], goal cell])`` (:func:`sampling_uniforms`), so it does not depend on the batch. The
+    ``default_rng([seeds[b], goal cell])`` (:func:`sampling_uniforms`), so it does not depend on the batch. ``size``:
+    the room (None: the model's own; another room than the model's is refused, :func:`check_room`). The
     context at step ``t`` of episode ``e`` holds episodes ``max(0, e-K+1) .. e`` up to ``t``; all rollouts advance
     together, one batched forward pass per step over the new token only (:class:`~rlinterp.models.ad_transformer.
     KVContext`), the window being recomputed when it slides (at the start of episodes ``K, K + 1, ...``).
@@ -79,6 +105,7 @@ def rollout_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 
     cfg = model.ad_cfg
     T, K, A = cfg.episode_len, cfg.n_ctx_episodes, cfg.n_actions
     n_episodes = check_int("n_episodes", n_episodes, 1)
+    size = check_room(model, size)
     env = BatchedDarkRoom(goals, size, T)
     B = env.B
     seeds = _check_seeds(seeds, B)
@@ -107,19 +134,21 @@ def rollout_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 
 
 
 def evaluate_darkroom(model: ADTransformer, goals: np.ndarray, n_episodes: int = 20, seeds=(0,),
-                      temperature: float = 1.0) -> np.ndarray:
+                      temperature: float = 1.0, size: int | None = None) -> np.ndarray:
     """In-context return curves (len(goals) * len(seeds), n_episodes): every goal played once per sampling seed
-    (rows goal-major, like ``np.repeat(goals, len(seeds), 0)``), all rollouts in one batch. Take ``seeds`` from
+    (rows goal-major, like ``np.repeat(goals, len(seeds), 0)``), all rollouts in one batch, in the room ``size``
+    (None: the model's own; any other is refused, :func:`check_room`). Take ``seeds`` from
     ``rlinterp.seeds.split("ad")``: validation seeds to choose, test seeds to report."""
+    size = check_room(model, size)
     seeds = np.atleast_1d(np.asarray(seeds))
     if seeds.ndim != 1 or len(seeds) == 0:
         raise ValueError(f"seeds must be a non-empty 1-d array of sampling seeds, got shape {seeds.shape}")
     goals = np.asarray(goals)
     if temperature <= 0:  # greedy rollouts do not depend on the seed: play each goal once and repeat its curve
-        once = rollout_darkroom(model, goals, n_episodes=n_episodes, temperature=0.0, seeds=0)["returns"]
+        once = rollout_darkroom(model, goals, n_episodes=n_episodes, temperature=0.0, seeds=0, size=size)["returns"]
         return np.repeat(once, len(seeds), 0)
     return rollout_darkroom(model, np.repeat(goals, len(seeds), 0), n_episodes=n_episodes, temperature=temperature,
-                            seeds=np.tile(seeds, len(goals)))["returns"]
+                            seeds=np.tile(seeds, len(goals)), size=size)["returns"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -322,6 +351,7 @@ def fit_probes(model: adt.ADTransformer, n_episodes: int | None = None, steps: i
     windows of K episodes, positions of the last episode; a quarter of the rows held out. Returns
     {"found": [ProbeResult per layer], "goal_x": ..., "goal_y": ...} (logistic :func:`rlinterp.interp.probes.fit_probe`
     fits, no control)."""
+    check_room(model, SIZE)  # the probes' goal classes are the cells of the 9 x 9 room
     K = model.ad_cfg.n_ctx_episodes
     n_episodes = K if n_episodes is None else n_episodes
     if n_episodes < K:
