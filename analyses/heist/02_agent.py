@@ -139,8 +139,12 @@ fig.tight_layout()
 last = c.tail(max(1, len(c) // 10))
 first = c.head(max(1, len(c) // 10))
 md(f"DAgger ran {len(dg)} rounds ({int(dg.env_steps.iloc[-1]):,} environment steps, "
-   f"{curve['wall_time_s_dagger'] / 60:.0f} minutes); in its last round {dg.learner_optimal.iloc[-1]:.1%} of the "
-   f"network's own moves were optimal. PPO then ran {int(c.env_steps.iloc[-1]):,} environment steps ({len(c):,} "
+   f"{curve['wall_time_s_dagger'] / 60:.0f} minutes). Its last fit put {np.exp(-dg.nll.iloc[-1]):.1%} of the "
+   f"policy's probability (geometric mean over states) on optimal moves of the states it was fitted to, and its "
+   f"argmax was optimal on {dg.accuracy.iloc[-1]:.1%} of them; but on the fresh levels of its last round only "
+   f"{dg.learner_optimal.iloc[-1]:.1%} of the moves the network sampled were optimal -- it fits the levels it has "
+   f"seen better than it generalises to new ones (an optimal path often cuts a corner diagonally, and a move round "
+   f"the corner instead still reaches the goal, two steps later). PPO then ran {int(c.env_steps.iloc[-1]):,} environment steps ({len(c):,} "
    f"updates); training success was {np.nanmean(first.success):.1%} over its first {len(first)} updates and "
    f"{np.nanmean(last.success):.1%} over its last {len(last)}, with mean episode lengths "
    f"{np.nanmean(first.length):.1f} and {np.nanmean(last.length):.1f} steps. Both phases together took "
