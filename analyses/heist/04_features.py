@@ -148,28 +148,34 @@ md(f"The most goal-selective latent ({best.hook}, latent {int(best.latent)}) cor
 # Top-activating states show what a unit responds to among the states the agent meets; feature visualisation
 # [@olah2017feature] asks what image drives it hardest. Gradient ascent on the pixels (kept in [0, 1];
 # `rlinterp.interp.maximize_continuous`, `featvis_restarts` random starts, `featvis_steps` Adam steps) maximises, at
-# the central cell of the map of @fig-heist-sae-top's hook, the channel most correlated with the current goal and the
-# pre-activation of the most goal-selective SAE latent. @fig-heist-featvis shows the best images; the numbers below
+# the central cell of the map of @fig-heist-sae-top's hook, the channel most correlated with the current goal (its
+# convolution output, before the ReLU: an inactive ReLU unit gives no gradient) and the pre-activation of the most
+# goal-selective SAE latent. @fig-heist-featvis shows the best images; the numbers below
 # compare the activation they reach with the largest one over the agent's states.
 
 # %%
 #| label: fig-heist-featvis
-#| fig-cap: "Optimised inputs: images (pixels in [0, 1]) that maximise the best goal channel (top row) and the pre-activation of the most goal-selective SAE latent (bottom row) at the central cell of the map (circled), best restarts first."
+#| fig-cap: "Optimised inputs: images (pixels in [0, 1]) that maximise the best goal channel before its ReLU (top row) and the pre-activation of the most goal-selective SAE latent (bottom row) at the central cell of the map (circled), best restarts first."
 fh = best.hook
 ch_best = int(chan[fh].current_goal.idxmax())
 sae_best = saes[fh, k_mid]
 n_, c_, hh, ww = acts[fh].shape
 r0, c0 = hh // 2, ww // 2
 size = cfg.image_size
-units = {f"channel {ch_best}": lambda a: a[:, ch_best, r0, c0],
-         f"SAE latent {int(best.latent)}": lambda a: (sae_best.process_sae_in(a[:, :, r0, c0]) @ sae_best.W_enc
-                                                      + sae_best.b_enc)[:, int(best.latent)]}
+# the channel is maximised before its ReLU (and pool): from a random image a ReLU unit is usually off, and an off
+# unit has no gradient; the conv output feeding map position (r0, c0) is summed
+pre = fh.split(".pool")[0].replace(".hook_post", "") + ".conv.hook_out"
+f = 2 if ".pool" in fh else 1  # a pooled position covers 2x2 conv positions
+units = {f"channel {ch_best} (before ReLU)": (pre, lambda a: a[:, ch_best, f * r0:f * r0 + f, f * c0:f * c0 + f].sum((1, 2))),
+         f"SAE latent {int(best.latent)}": (fh, lambda a: (sae_best.process_sae_in(a[:, :, r0, c0]) @ sae_best.W_enc
+                                                          + sae_best.b_enc)[:, int(best.latent)])}
 fv, reached = {}, {}
-for name, obj in units.items():
-    fv[name] = maximize_continuous(agent, fh, (size, size, 3), objective=obj, restarts=featvis_restarts,
+for name, (uh, obj) in units.items():
+    fv[name] = maximize_continuous(agent, uh, (size, size, 3), objective=obj, restarts=featvis_restarts,
                                    steps=featvis_steps, lr=0.05, seed=seed, device=str(agent.device))
     with torch.no_grad():
-        on_states = torch.cat([obj(acts[fh][i:i + 1024].to(agent.device)) for i in range(0, n_, 1024)])
+        a_states = cache_hook(agent, obs, uh, batch_size=512).float()
+        on_states = torch.cat([obj(a_states[i:i + 1024].to(agent.device)) for i in range(0, n_, 1024)])
     reached[name] = (float(fv[name].values[0]), float(on_states.max()))
 shown = min(4, featvis_restarts)
 fig, axes = plt.subplots(2, shown, figsize=(1.5 * shown, 3.2), squeeze=False)
