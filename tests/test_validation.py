@@ -39,3 +39,13 @@ def test_check_prob_and_choice():
     assert check_choice("mode", "keep", ("keep", "drop")) == "keep"
     with pytest.raises(ValueError, match=r"mode must be one of \['keep', 'drop'\], got 'x'"):
         check_choice("mode", "x", ("keep", "drop"))
+
+
+def test_check_resume_config_refuses_only_the_fields_that_may_not_change():
+    from rlinterp.validation import check_resume_config
+
+    check_resume_config("run", {"lr": 1e-3, "steps": 10}, {"lr": 1e-3, "steps": 20}, ("steps",))
+    with pytest.raises(ValueError, match=r"different config \{'lr': \(0\.001, 0\.002\)\}.*only steps may change"):
+        check_resume_config("run", {"lr": 1e-3, "steps": 10}, {"lr": 2e-3, "steps": 20}, ("steps",))
+    with pytest.raises(ValueError, match="'seed': \\(None, 1\\)"):  # a field the saved run did not have
+        check_resume_config("run", {}, {"seed": 1})

@@ -191,14 +191,7 @@ md_table(lv_rows, digits=3)
 #| label: tbl-heist-baselines
 #| tbl-cap: "Baselines on the test levels (each played once, step limit as configured): success rate (Wilson 95% interval), mean length of successful episodes, and its ratio to the optimal length (95% interval)."
 base = hs.baselines(test_levels, cfg, seed=seed)
-tab = []
-for name, r in base.items():
-    row = hs.summary_row(r)
-    tab.append(dict(policy=name, levels=row["n"], success=row["success"], success_lo=row["success_lo"],
-                    success_hi=row["success_hi"], mean_length=float(r["mean_length"][0]),
-                    length_ratio=row["length_ratio"], ratio_lo=row["length_ratio_lo"],
-                    ratio_hi=row["length_ratio_hi"]))
-md_table(tab, digits=3)
+md_table(hs.evaluation_rows(base), digits=3)
 
 # %%
 rnd, orc = base["random"], base["oracle"]

@@ -176,14 +176,7 @@ results = {f"agent ({mode})": hs.evaluate(agent, test_levels, cfg, greedy=(mode 
            f"after DAgger, before PPO ({mode})": hs.evaluate(agent.imitation, test_levels, cfg,
                                                              greedy=(mode == "greedy"), seed=seed + 1),
            **hs.baselines(test_levels, cfg, seed=seed)}
-rows = []
-for name, r in results.items():
-    row = hs.summary_row(r)
-    rows.append(dict(policy=name, levels=row["n"], success=row["success"], success_lo=row["success_lo"],
-                     success_hi=row["success_hi"], mean_length=float(r["mean_length"][0]),
-                     length_ratio=row["length_ratio"], ratio_lo=row["length_ratio_lo"],
-                     ratio_hi=row["length_ratio_hi"]))
-md_table(rows, digits=3)
+md_table(hs.evaluation_rows(results), digits=3)
 
 # %%
 #| label: tbl-heist-targets

@@ -486,6 +486,14 @@ def _torch_load(path: Path, device: str = "cpu") -> Any:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def _load_network(path: Path, build_network, device: str = "cpu"):
+    """A hooked network from a checkpoint ``{"network_config", "state_dict", ...}``, in eval mode."""
+    ck = _torch_load(path, device)
+    model = build_network(ck["network_config"], device=device)
+    model.load_state_dict(ck["state_dict"])
+    return model.eval()
+
+
 def load_torch(paths: list[Path], device: str = "cpu", data_dir: Path | None = None) -> Any:
     return _torch_load(paths[0], device)
 
@@ -574,10 +582,7 @@ def build_ddqn(config, device: str = "cpu", progress: bool = True):
 def load_ddqn(paths: list[Path], device: str = "cpu", data_dir: Path | None = None):
     from rlinterp.models.ego_attention import build_network
 
-    ck = _torch_load(paths[0], device)
-    model = build_network(ck["network_config"], device=device)
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
+    model = _load_network(paths[0], build_network, device)
     model.curve = json.loads(Path(paths[1]).read_text())
     return model
 
@@ -834,15 +839,9 @@ def build_heist(config: HeistAgentFit, device: str = "cpu", progress: bool = Tru
 def load_heist(paths: list[Path], device: str = "cpu", data_dir: Path | None = None):
     from rlinterp.models.impala import build_network
 
-    ck = _torch_load(paths[0], device)
-    model = build_network(ck["network_config"], device=device)
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
+    model = _load_network(paths[0], build_network, device)
     model.curve = json.loads(Path(paths[1]).read_text())
-    ck = _torch_load(paths[2], device)
-    imitation = build_network(ck["network_config"], device=device)
-    imitation.load_state_dict(ck["state_dict"])
-    object.__setattr__(model, "imitation", imitation.eval())  # not a submodule (see build_heist)
+    object.__setattr__(model, "imitation", _load_network(paths[2], build_network, device))  # not a submodule
     return model
 
 

@@ -70,3 +70,14 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     if isinstance(value, np.ndarray) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+def check_resume_config(path: Any, saved: dict, now: dict, may_change: Iterable[str] = ()) -> None:
+    """Refuse to resume the run at ``path`` when its saved config differs from ``now`` in any field but
+    ``may_change`` (a ``ValueError`` listing the differences as (saved, now))."""
+    may_change = set(may_change)
+    diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v and k not in may_change}
+    if diff:
+        allowed = " and ".join(sorted(may_change)) or "nothing"
+        raise ValueError(f"{path} was written with a different config {diff} (saved, now); use another run "
+                         f"directory or the same options (only {allowed} may change on resume)")

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from rlinterp.envs.heist import REWARD, BatchedHeist, HeistConfig
 from rlinterp.models.impala import NETWORKS, ImpalaConfig, build_network
 from rlinterp.progress import tqdm
-from rlinterp.validation import check_choice, check_float, check_int, check_prob
+from rlinterp.validation import check_choice, check_float, check_int, check_prob, check_resume_config
 
 
 @dataclass
@@ -128,12 +128,7 @@ def train(cfg: DAggerConfig, run_dir: str | Path | None = None, progress: bool =
     ckpt_path = run_dir / "last.pt" if run_dir else None
     if ckpt_path and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        now = dataclasses.asdict(cfg)
-        diff = {k: (ck["config"].get(k), v) for k, v in now.items()
-                if ck["config"].get(k) != v and k not in ("iterations", "device")}
-        if diff:
-            raise ValueError(f"{ckpt_path} was written with a different config {diff} (saved, now); use another "
-                             f"run_dir or the same options (only iterations and device may change on resume)")
+        check_resume_config(ckpt_path, ck["config"], dataclasses.asdict(cfg), ("iterations", "device"))
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])

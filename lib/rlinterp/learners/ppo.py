@@ -36,7 +36,7 @@ from rlinterp.progress import tqdm
 
 from rlinterp.envs.heist import BatchedHeist, HeistConfig
 from rlinterp.models.impala import NETWORKS, ImpalaConfig, build_network
-from rlinterp.validation import check_choice, check_float, check_int
+from rlinterp.validation import check_choice, check_float, check_int, check_resume_config
 
 
 @dataclass
@@ -181,13 +181,8 @@ def train(cfg: PPOConfig, run_dir: str | Path | None = None, progress: bool = Tr
     ckpt_path = run_dir / "last.pt" if run_dir else None
     if ckpt_path and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        now = dataclasses.asdict(cfg)
         saved = {**dataclasses.asdict(PPOConfig()), **ck["config"]}  # fields added since the run: their defaults
-        diff = {k: (saved.get(k), v) for k, v in now.items()
-                if saved.get(k) != v and k not in ("total_steps", "device")}
-        if diff:
-            raise ValueError(f"{ckpt_path} was written with a different config {diff} (saved, now); use another "
-                             f"run_dir or the same options (only total_steps and device may change on resume)")
+        check_resume_config(ckpt_path, saved, dataclasses.asdict(cfg), ("total_steps", "device"))
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])

@@ -147,6 +147,19 @@ def summary_row(res: dict[str, Any]) -> dict[str, float]:
                 length_ratio=float(r[0]), length_ratio_lo=float(r[1]), length_ratio_hi=float(r[2]))
 
 
+def evaluation_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of an evaluation table, one per policy of ``results`` (name -> :func:`evaluate_policy` output):
+    levels, success with its Wilson interval, mean length of successful episodes, length ratio with its interval."""
+    rows = []
+    for name, r in results.items():
+        row = summary_row(r)
+        rows.append(dict(policy=name, levels=row["n"], success=row["success"], success_lo=row["success_lo"],
+                         success_hi=row["success_hi"], mean_length=float(r["mean_length"][0]),
+                         length_ratio=row["length_ratio"], ratio_lo=row["length_ratio_lo"],
+                         ratio_hi=row["length_ratio_hi"]))
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # goal stages and action fields
 
