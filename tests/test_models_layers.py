@@ -87,4 +87,9 @@ def test_every_shipped_checkpoint_loads_into_its_model():
     for name in ("ad/darkroom_ad.pt", "ad/darkroom_ed.pt", "ad/darkroom_ad_qlearning.pt"):
         assert isinstance(ADTransformer.from_checkpoint(load_checkpoint(name)), ADTransformer)
         loaded.add(name)
+    from rlinterp.models.impala import ImpalaAgent
+
+    heist = artifacts.load("heist/impala")
+    assert isinstance(heist, ImpalaAgent) and isinstance(heist.imitation, ImpalaAgent)
+    loaded |= {"heist/impala.pt", "heist/impala_dagger.pt"}
     assert shipped - loaded <= {"ad/ablation.pt"}  # ablation.pt holds results, not a network
