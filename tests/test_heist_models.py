@@ -44,6 +44,19 @@ def test_shapes_and_every_hook_fires(kind):
                                        cache[f"blocks.{i}.conv.hook_a"] * cache[f"blocks.{i}.conv.hook_b"])
         for j, d in enumerate((256, 512)):
             expected[f"mlp.{j}.hook_a"] = expected[f"mlp.{j}.hook_b"] = (2, d)
+        # every bilinear layer but the first reads its input RMS-normalised over all non-batch dimensions
+        inputs = {1: "blocks.0.pool.hook_out", 2: "blocks.1.hook_post", 3: "blocks.2.pool.hook_out",
+                  4: "blocks.3.pool.hook_out", "mlp.0": "hook_flatten", "mlp.1": "mlp.0.hook_post"}
+        for i, src in inputs.items():
+            pre = f"blocks.{i}.norm" if isinstance(i, int) else f"{i}.norm"
+            x = cache[src]
+            expected[f"{pre}.hook_normalized"] = tuple(x.shape)
+            expected[f"{pre}.hook_scale"] = (2,) + (1,) * (x.ndim - 1)
+            rms = x.pow(2).flatten(1).mean(1).add(1e-5).sqrt()
+            torch.testing.assert_close(cache[f"{pre}.hook_scale"].flatten(), rms)
+            torch.testing.assert_close(cache[f"{pre}.hook_normalized"],
+                                       x / rms.reshape(-1, *(1,) * (x.ndim - 1)))
+        assert "blocks.0.norm.hook_scale" not in cache  # pixels are read as they are
     else:
         torch.testing.assert_close(cache["blocks.1.hook_post"], cache["blocks.1.conv.hook_out"].relu())
     assert names == set(expected)

@@ -270,3 +270,25 @@ def test_entity_maps_and_unit_correlations():
     assert hs.unit_map_correlations(coarse, maps).loc[1, "current_goal"] == pytest.approx(1.0, abs=1e-6)
     fine = torch.nn.functional.interpolate(acts, scale_factor=4, mode="nearest")
     assert hs.unit_map_correlations(fine, maps).loc[1, "current_goal"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_evaluate_applies_forward_hooks_on_every_step():
+    """A hook that forces "stand still" makes every episode time out, where the same (near-uniform, untrained) network
+    unhooked reaches the gem on some levels; the hooks are removed afterwards."""
+    from rlinterp.models.impala import build_network
+
+    torch.manual_seed(0)
+    net = build_network().eval()
+    seeds_ = H.level_seeds("test", 16)
+    cfg = H.HeistConfig(max_difficulty=0, num_keys=0, max_steps=80)  # 5x5 mazes, gem only: a random walk gets there
+
+    def stand(logits, hook):
+        out = torch.full_like(logits, -1e9)
+        out[:, H.ACTIONS.index("noop")] = 0.0
+        return out
+
+    frozen = hs.evaluate(net, seeds_, cfg, fwd_hooks=[("hook_logits", stand)])
+    assert not frozen["success"].any() and (frozen["length"] == cfg.max_steps).all()
+    free = hs.evaluate(net, seeds_, cfg)
+    assert free["success"].sum() >= 3
+    assert all(len(h._forward_hooks) == 0 for h in net.mod_dict.values())

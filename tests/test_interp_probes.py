@@ -138,3 +138,23 @@ def test_feature_visualisation_finds_and_inputs():
 
     evo = maximize_discrete(m, "hook_out", index=0, sampler=sampler, mutate=mutate, generations=20)
     assert evo.values[0] == pytest.approx(float(best.values[0]))
+
+
+def test_spatial_probe_direction_is_the_readout_in_activation_units():
+    from rlinterp.interp import fit_spatial_probe
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(60, 4, 4, 4, generator=g) * torch.tensor([1.0, 5.0, 0.2, 2.0])[None, :, None, None] + 3.0
+    cells = torch.randint(0, 4, (60, 2), generator=g)
+    res = fit_spatial_probe(acts, cells, (4, 4), control=None, steps=5)
+    assert torch.allclose(res.direction, res.weight / res.std)
+    # adding t * direction-normalised to one position raises that position's score by exactly t * |direction|
+    x = acts[:1].double()
+    base = res.cell_logits(x)
+    bump = x.clone()
+    bump[0, :, 1, 2] += res.direction / res.direction.norm()
+    # a cell's logit is a logsumexp over one position here (4x4 map, 4x4 grid): it rises by |direction|·|w|/|w|
+    diff = res.cell_logits(bump) - base
+    assert diff[0, 1 * 4 + 2].item() == pytest.approx(float((res.weight * res.direction / res.std).sum()
+                                                             / res.direction.norm() / 1.0), rel=1e-6)
+    assert torch.allclose(diff[0, torch.arange(16) != 6], torch.zeros(15, dtype=diff.dtype), atol=1e-9)

@@ -212,7 +212,11 @@ md(f"The solver reaches the gem on all {orc['n']:,} test levels, in {orc['optima
 # then two linear layers of 256 and 512 units and the policy and value heads. It is a TransformerLens
 # `HookedRootModule` with a hook on every activation; @tbl-heist-hooks lists them with their shapes for one 32×32
 # observation. The bilinear variant replaces every conv + ReLU and linear + ReLU by the product of two linear maps
-# of the same shape [@oozeer2024bilinear].
+# of the same shape [@oozeer2024bilinear], and divides the input of every bilinear layer but the first by its
+# root-mean-square over the whole map (or vector): a stack of seven products has no scale of its own, and without
+# this normalisation the activations of a freshly initialised network shrank to nothing by the policy head (their
+# standard deviation was 5e-13 at the logits) and imitation learning did not move. The normalisation is a scalar per
+# observation, so each layer stays an exact bilinear form of what it reads (@sec-heist-eigenfilters).
 
 # %%
 #| label: tbl-heist-hooks

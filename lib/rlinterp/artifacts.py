@@ -252,7 +252,7 @@ def _registry() -> dict[str, Artifact]:
                    "model", f"{here}:build_heist",
                    _heist_fit(net), f"{here}:load_heist", f"{here}:dump_heist", f"{here}:metrics_heist",
                    f"Heist agent, {label}: DAgger from the BFS oracle, then PPO; with both phases' curves")
-          for net, label in (("impala", "the seed's CNN"),)],
+          for net, label in (("impala", "the seed's CNN"), ("bimpala", "the bilinear (Bimpala) network"))],
         Artifact("heist/impala_scratch", ("heist/impala_scratch_curve.json",), "table", f"{here}:build_heist_scratch",
                  PPOConfig(total_steps=204_800), f"{here}:load_json", f"{here}:dump_json",
                  f"{here}:metrics_heist_scratch", "PPO from a random initialisation (the run that did not learn)"),

@@ -9,7 +9,8 @@
 """
 from rlinterp.interp.acdc import acdc, acdc_sweep, roc_auc, roc_points
 from rlinterp.interp.attribution_patching import attribution_patching, eap, eap_ig
-from rlinterp.interp.bilinear import Eigenfilters, eigen_contributions, eigenfilters, input_patches, interaction_matrix
+from rlinterp.interp.bilinear import (Eigenfilters, eigen_contributions, eigenfilters, input_patches, interaction_matrix,
+                                     remove_components)
 from rlinterp.interp.captum import feature_ablation, integrated_gradients, layer_conductance, neuron_conductance
 from rlinterp.interp.circuit_plots import draw_circuit
 from rlinterp.interp.editing import ablate, edited, mask_attention, mean_difference, run_edited, steer, steer_at
@@ -33,7 +34,7 @@ __all__ = [
     "mlp_graph",
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
     "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "SpatialProbeResult", "cache_hook", "fit_probe", "fit_spatial_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
-    "Eigenfilters", "eigen_contributions", "eigenfilters", "input_patches", "interaction_matrix",
+    "Eigenfilters", "eigen_contributions", "eigenfilters", "input_patches", "interaction_matrix", "remove_components",
     "SAEConfig", "encode", "mmcs", "sae_metrics", "spatial_samples", "train_sae",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer", "steer_at",
 ]

@@ -14,7 +14,8 @@ With ``u`` a probe direction (e.g. "the current goal is here"), the top eigenfil
 which the layer writes that feature; :func:`eigen_contributions` gives each term per input and position, so
 removing terms (an ablation that leaves the rest of the layer intact) tests whether they carry the probe's signal.
 
-Works with any module that has ``conv_a``/``conv_b`` (``nn.Conv2d``, stride 1, 'same' padding) or
+``x`` is what the two maps read: for a layer that normalises its input first (``BilinearDense.norm``, the
+``norm`` of a bilinear conv block), the normalised input. Works with any module that has ``conv_a``/``conv_b`` (``nn.Conv2d``, stride 1, 'same' padding) or
 ``linear_a``/``linear_b`` (``nn.Linear``), such as :class:`rlinterp.models.impala.BilinearConv` and
 :class:`~rlinterp.models.impala.BilinearDense`.
 """
@@ -27,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Eigenfilters", "interaction_matrix", "eigenfilters", "input_patches", "eigen_contributions"]
+__all__ = ["Eigenfilters", "interaction_matrix", "eigenfilters", "input_patches", "eigen_contributions",
+           "remove_components"]
 
 
 def _weights(layer: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor, tuple[int, ...], bool]:
@@ -131,9 +133,65 @@ def input_patches(layer: nn.Module, x: Tensor) -> Tensor:
 def eigen_contributions(layer: nn.Module, x: Tensor, eig: Eigenfilters,
                         which: Sequence[int] | None = None) -> Tensor:
     """``λ_i (v_i . x̃)²`` for the eigencomponents ``which`` (default all of ``eig``): [n, m, h, w] for a conv,
-    [n, m] for a linear layer. Summed over *all* components of :func:`eigenfilters` it equals ``direction . y``."""
-    P = input_patches(layer, x)
-    idx = list(range(len(eig.values))) if which is None else list(which)
-    proj = P @ eig.vectors[idx].T.to(P.dtype)  # [..., m]
-    c = eig.values[idx].to(P.dtype) * proj**2
-    return c.permute(0, 3, 1, 2) if P.ndim == 4 else c
+    [n, m] for a linear layer. Summed over *all* components of :func:`eigenfilters` it equals ``direction . y``.
+    For a conv, ``v_i . x̃`` at every position is one convolution of ``x`` with the eigenfilter (plus its bias
+    component), so no patch matrix is built."""
+    _, _, _, _, shape, is_conv = _weights(layer)
+    idx = list(range(len(eig.values))) if which is None else [int(i) for i in which]
+    if any(i < 0 or i >= len(eig.values) for i in idx):
+        raise ValueError(f"eigen_contributions: component indices must lie in [0, {len(eig.values)}), got {idx}")
+    V = eig.vectors[idx].double()
+    lam = eig.values[idx].double().to(x.device)
+    x = x.detach().double()
+    if is_conv:
+        if x.ndim != 4 or x.shape[1] != shape[0]:
+            raise ValueError(f"eigen_contributions: expected [n, {shape[0]}, h, w], got {tuple(x.shape)}")
+        w = V[:, :-1].reshape(len(idx), *shape).to(x.device)
+        proj = F.conv2d(x, w, V[:, -1].to(x.device), padding=layer.conv_a.padding)  # [n, m, h, w]
+        if proj.shape[-2:] != x.shape[-2:]:
+            raise ValueError("eigen_contributions: the conv must keep the spatial size ('same' padding)")
+        return lam[None, :, None, None] * proj**2
+    if x.ndim != 2 or x.shape[1] != shape[0]:
+        raise ValueError(f"eigen_contributions: expected [n, {shape[0]}], got {tuple(x.shape)}")
+    proj = x @ V[:, :-1].T.to(x.device) + V[:, -1].to(x.device)
+    return lam * proj**2
+
+
+def remove_components(layer: nn.Module, eig: Eigenfilters, direction: Any, which: Sequence[int],
+                      input_hook: str, output_hook: str, baseline: Any = None) -> list[tuple[str, Any]]:
+    """Forward hooks (TransformerLens ``fwd_hooks``) that remove eigencomponents ``which`` of ``eig`` (computed along
+    ``direction``) from the layer's output, and nothing else.
+
+    ``input_hook`` is the hook whose activation is the layer's input (it is read, not changed) and ``output_hook`` the
+    hook of the layer's output ``y``. The edit is ``y <- y - Σ_i (c_i - baseline_i) u / |u|²`` with ``c_i`` the
+    components' contributions (:func:`eigen_contributions`): the read-out ``u . y`` loses exactly those terms (replaced
+    by ``baseline_i``, e.g. their mean over a dataset -- a mean ablation -- or 0), and every direction of the output
+    orthogonal to ``u`` is unchanged. ``baseline``: None (0) or one value per component of ``which``.
+    """
+    idx = [int(i) for i in which]
+    u = _direction(direction, _weights(layer)[0].shape[0])
+    if not float(u.norm()) > 0:
+        raise ValueError("remove_components: the direction must not be zero")
+    base = torch.zeros(len(idx), dtype=torch.float64) if baseline is None else \
+        torch.as_tensor(baseline, dtype=torch.float64).detach().cpu()
+    if base.shape != (len(idx),):
+        raise ValueError(f"remove_components: baseline must have one value per component ({len(idx)}), "
+                         f"got shape {tuple(base.shape)}")
+    store: dict[str, Tensor] = {}
+
+    def read(act: Tensor, hook: Any = None) -> None:
+        store["x"] = act
+
+    def edit(act: Tensor, hook: Any = None) -> Tensor:
+        if "x" not in store:
+            raise RuntimeError(f"remove_components: {input_hook!r} did not run before {output_hook!r}")
+        if not idx:
+            return act
+        c = eigen_contributions(layer, store.pop("x"), eig, idx)  # [n, m, (h, w)]
+        b = base.to(c.device).reshape(1, -1, *([1] * (c.ndim - 2)))
+        delta = (c - b).sum(1)  # [n, (h, w)]
+        uu = (u / u.dot(u)).to(act.device)
+        shift = delta.unsqueeze(1) * uu.reshape(1, -1, *([1] * (act.ndim - 2)))
+        return act - shift.to(act.dtype)
+
+    return [(input_hook, read), (output_hook, edit)]

@@ -210,6 +210,12 @@ class SpatialProbeResult:
     train_idx: Tensor
     test_idx: Tensor
 
+    @property
+    def direction(self) -> Tensor:
+        """The read-out in activation units [c]: a position's score is ``direction . x + const`` (``weight / std``),
+        so editing ``x`` along it moves the score, and a model's own layer can be read along it."""
+        return self.weight / self.std
+
     def cell_logits(self, acts: Any) -> Tensor:
         """Logits over the grid's cells [n, rows * cols] for activations ``acts`` [n, c, h, w]."""
         X = torch.as_tensor(acts).detach().cpu().double()

@@ -115,9 +115,12 @@ def evaluate_policy(policy: Policy, seeds: Sequence[int], config: HeistConfig | 
 
 
 def evaluate(model: torch.nn.Module, level_seeds_: Sequence[int], config: HeistConfig | None = None,
-             greedy: bool = False, seed: int = 0, batch: int = 256) -> dict[str, Any]:
-    """:func:`evaluate_policy` of a network (see :func:`model_policy`)."""
-    return evaluate_policy(model_policy(model, greedy, seed), level_seeds_, config, batch)
+             greedy: bool = False, seed: int = 0, batch: int = 256, fwd_hooks: Sequence | None = None) -> dict[str, Any]:
+    """:func:`evaluate_policy` of a network (see :func:`model_policy`), with TransformerLens ``fwd_hooks`` (an edit
+    or ablation) active on every step when given."""
+    hooks = list(fwd_hooks or [])
+    with model.hooks(fwd_hooks=hooks) if hooks else contextlib.nullcontext():
+        return evaluate_policy(model_policy(model, greedy, seed), level_seeds_, config, batch)
 
 
 def choose_mode(model: torch.nn.Module, validation_seeds: Sequence[int], config: HeistConfig | None = None,
