@@ -91,3 +91,48 @@ def test_config_and_input_validation():
         S.train_sae(torch.full((32, 4), float("nan")), S.SAEConfig(d_sae=4, k=1, batch_size=16))
     with pytest.raises(ValueError, match="float"):
         S.train_sae(torch.ones(32, 4, dtype=torch.long), S.SAEConfig(d_sae=4, k=1, batch_size=16))
+
+
+class _Linear:
+    """A hand SAE: z = ReLU(x @ E), x̂ = z @ W_dec + b_dec (d = 3, d_sae = 4)."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.E = torch.randn(3, 4, generator=g)
+        self.W_dec = torch.randn(4, 3, generator=g)
+        self.b_dec = torch.randn(3, generator=g)
+
+    def encode(self, x):
+        return torch.relu(x @ self.E)
+
+    def decode(self, z):
+        return z @ self.W_dec + self.b_dec
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_ablate_latents_removes_exactly_those_latents(conv):
+    sae = _Linear()
+    g = torch.Generator().manual_seed(1)
+    act = torch.randn((2, 3, 4, 5) if conv else (6, 3), generator=g)
+    x = S.spatial_samples(act) if conv else act
+    z = sae.encode(x)
+    [(name, fn)] = S.ablate_latents(sae, "blocks.0.hook_post", [1, 3], baseline=[0.2, -0.1])
+    assert name == "blocks.0.hook_post"
+    out = fn(act)
+    got = S.spatial_samples(out) if conv else out
+    want = x - (z[:, [1, 3]] - torch.tensor([0.2, -0.1])) @ sae.W_dec[[1, 3]]
+    assert torch.allclose(got, want, atol=1e-6)
+    # every latent at a zero baseline: what remains is the decoder bias plus the SAE's error
+    [(_, fn_all)] = S.ablate_latents(sae, "h", range(4))
+    rest = fn_all(act)
+    rest = S.spatial_samples(rest) if conv else rest
+    assert torch.allclose(rest, x - (sae.decode(z) - sae.b_dec), atol=1e-6)
+    assert torch.equal(S.ablate_latents(sae, "h", [])[0][1](act), act)
+
+
+def test_ablate_latents_validation():
+    sae = _Linear()
+    with pytest.raises(ValueError, match="indices"):
+        S.ablate_latents(sae, "h", [4])
+    with pytest.raises(ValueError, match="baseline"):
+        S.ablate_latents(sae, "h", [0, 1], baseline=[0.0])

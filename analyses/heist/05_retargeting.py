@@ -27,11 +27,15 @@ hook: str = "blocks.2.pool.hook_out"  # the map that is edited (one position per
 n_probe_levels: int = 200  # validation levels whose agent states train the probe and rank the channels [range: [4, inf)]
 n_validation: int = 100  # validation levels for choosing alpha [range: [4, inf)]
 n_levels: int = 200  # test levels for the reported numbers [range: [4, inf)]
-alphas: list[float] = [1.0, 2.0, 4.0, 8.0]  # edit strengths tried on validation levels [range: (0, inf)]
+alphas: list[float] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]  # edit strengths tried on validation levels [range: (0, inf)]
 n_channels: int = 3  # goal channels clamped [range: [1, inf)]
 max_steps: int = 60  # closed-loop steps per level [range: [1, inf)]
 goal_vector_alpha: float = 1.0  # multiple of the goal vector subtracted [range: (0, inf)]
-n_control_sets: int = 5  # random channel sets of the ablation control [range: [1, inf)]
+n_control_sets: int = 5  # random channel (and latent) sets of the ablation controls [range: [1, inf)]
+n_latents: int = 3  # goal latents of the SAE mean-ablated [range: [1, inf)]
+d_sae: int = 128  # SAE latents (as in the features chapter) [range: [1, inf)]
+sae_k: int = 8  # SAE sparsity: BatchTopK mean active latents per position [range: [1, inf)]
+sae_samples: int = 400000  # SAE training samples (positions, cycled) [range: [1024, inf)]
 seed: int = 0  # seed of targets, random directions, sampling [range: [0, inf)]
 device: str = "auto"  # torch device ("auto": CUDA when present)
 
@@ -42,7 +46,8 @@ import torch
 
 from rlinterp import artifacts, seeds
 from rlinterp.envs import heist as H
-from rlinterp.interp import cache_hook, fit_spatial_probe, steer_at
+from rlinterp.interp import (SAEConfig, ablate_latents, cache_hook, encode, fit_spatial_probe, sae_metrics,
+                             spatial_samples, steer_at, train_sae)
 from rlinterp.learners import ppo
 from rlinterp.pipeline.report import claim, md, md_table
 from rlinterp.stats import paired_difference, wilson
@@ -183,13 +188,18 @@ md(f"Adding the probe direction at the target retargets the agent on {res['probe
 # `goal_vector_alpha`) at every step should hide the goal from the agent if the network represents it additively, as
 # the cheese vector did in the maze agent. Control: a random map of the same norm. **Ablation.** The goal channels
 # are set to their mean (over the probe states and positions) at every position of the map; control: as many
-# channels drawn at random among the others, `n_control_sets` draws. Both are measured in closed loop on the test
+# channels drawn at random among the others, `n_control_sets` draws. **SAE latents.** The same for features instead
+# of channels: a BatchTopK SAE (SAELens, as in @sec-heist-features) trained on the channel vectors of the probe
+# states at `{hook}`; the `n_latents` latents most correlated with the current goal are removed from the map at every
+# position, each replaced by its mean (the SAE's other latents and its reconstruction error stay:
+# `rlinterp.interp.ablate_latents`); control: as many latents drawn at random among the other live ones. All are
+# measured in closed loop on the test
 # levels: the share that reach the first goal within `max_steps` steps, and the share that reach the gem within the
 # game's step limit.
 
 # %%
 #| label: tbl-heist-ablation
-#| tbl-cap: "Test levels: share reaching the first goal within the closed-loop budget and share reaching the gem within the game's step limit (Wilson 95% intervals), with the goal vector subtracted, the goal channels mean-ablated, and their controls."
+#| tbl-cap: "Test levels: share reaching the first goal within the closed-loop budget and share reaching the gem within the game's step limit (Wilson 95% intervals), with the goal vector subtracted, the goal channels or the goal latents of an SAE mean-ablated, and their controls."
 first = np.array([H.make_level(int(s_), cfg).keys[0] if H.make_level(int(s_), cfg).num_keys else
                   H.make_level(int(s_), cfg).gem for s_ in test_levels])
 
@@ -243,6 +253,28 @@ abl = {"none": outcome(lambda cells: []), "goal vector subtracted": outcome(subt
 ctrl = [outcome(mean_ablate(cs)) for cs in control_sets]
 abl[f"{n_channels} random channels mean-ablated ({n_control_sets} sets)"] = (
     np.concatenate([c[0] for c in ctrl]), np.concatenate([c[1] for c in ctrl]))
+sae = train_sae(spatial_samples(acts), SAEConfig(d_sae=d_sae, architecture="batchtopk", k=sae_k,
+                                                 training_samples=sae_samples, batch_size=1024, lr=1e-3, seed=seed,
+                                                 device=dev))
+z = encode(sae, spatial_samples(acts).to(dev)).cpu()  # [n * h * w, d_sae]
+zmap = z.reshape(len(acts), *h_w, -1).permute(0, 3, 1, 2)
+lcorr = hs.unit_map_correlations(zmap, hs.entity_maps(data, cfg))
+live = np.flatnonzero((z > 0).any(0).numpy())
+goal_latents = lcorr.current_goal.iloc[live].sort_values(ascending=False).index[:n_latents].tolist()
+z_mean = z.mean(0)
+other_latents = [i for i in live if i not in goal_latents]
+latent_sets = [sorted(rng_c.choice(other_latents, size=min(n_latents, len(other_latents)), replace=False).tolist())
+               for _ in range(n_control_sets)]
+
+
+def latent_ablate(ids):
+    return lambda cells: ablate_latents(sae, hook, ids, z_mean[ids])
+
+
+abl[f"goal latents {goal_latents} mean-ablated"] = outcome(latent_ablate(goal_latents))
+lctrl = [outcome(latent_ablate(ls)) for ls in latent_sets]
+abl[f"{n_latents} random latents mean-ablated ({n_control_sets} sets)"] = (
+    np.concatenate([c[0] for c in lctrl]), np.concatenate([c[1] for c in lctrl]))
 abl_rows = []
 for name, (reach, succ) in abl.items():
     wr, ws = wilson(float(reach.mean()), len(reach)), wilson(float(succ.mean()), len(succ))
@@ -262,3 +294,13 @@ md(f"Subtracting the goal vector changes the share of test levels whose first go
    f"Mean-ablating the {n_channels} goal channels leaves the agent reaching the gem on {ga[1].mean():.1%} of the "
    f"levels, against {abl['none'][1].mean():.1%} intact and {cs_rate:.1%} on average over {n_control_sets} sets of "
    f"{n_channels} random channels.")
+sm = sae_metrics(sae, spatial_samples(acts).to(dev))
+gl = abl[f"goal latents {goal_latents} mean-ablated"]
+dl = paired_difference(gl[1].astype(float), np.mean([c[1] for c in lctrl], 0))
+md(f"The SAE explains {sm['explained_variance']:.1%} of the variance of the channel vectors it was trained on "
+   f"(L0 {sm['l0']:.1f}, {sm['dead_fraction']:.0%} dead); its goal latents {goal_latents} correlate with the current "
+   f"goal at {', '.join(f'{lcorr.current_goal[i]:.2f}' for i in goal_latents)}. Mean-ablating them leaves the agent "
+   f"reaching its first goal within {max_steps} steps on {gl[0].mean():.1%} of the levels and the gem on "
+   f"{gl[1].mean():.1%}, against {np.mean([c[1].mean() for c in lctrl]):.1%} for {n_latents} random live latents "
+   f"(gem, paired over levels against the mean of the {n_control_sets} control sets: {dl.mean:+.1%}, 95% interval "
+   f"{dl.lo:+.1%} to {dl.hi:+.1%}).")

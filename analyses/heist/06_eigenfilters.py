@@ -60,6 +60,8 @@ from rlinterp.studies import heist as hs
 
 if k_loop not in ks:
     raise ValueError(f"k_loop ({k_loop}) must be one of ks ({ks})")
+if 2 * k_loop > 2 * 16:  # the smallest layer (block 0: 16 output channels) has at most 32 terms
+    raise ValueError(f"k_loop ({k_loop}) must be at most 16: the random control draws k_loop of the other terms")
 dev = ppo.resolve_device(device)
 cfg = H.HeistConfig()
 grid = (cfg.world_dim, cfg.world_dim)
@@ -247,7 +249,7 @@ def probe_accuracy(which):
 intact = probe_accuracy([])
 abl_rows, per_level = [], {}
 for k in ks:
-    if k >= rank:
+    if 2 * k > rank:  # the random control draws k terms from the other rank - k
         continue
     top = probe_accuracy(range(k))
     keep = probe_accuracy(range(k, rank))
@@ -281,13 +283,15 @@ fig.tight_layout()
 md_table(abl, digits=3)
 
 # %%
-row = abl.set_index("k").loc[k_loop] if k_loop in set(abl.k) else None
-if row is not None:
-    md(f"Intact, the probe is within one cell of the current goal on {intact[1].mean():.1%} of test states (exact: "
-       f"{intact[0].mean():.1%}). Removing the top {k_loop} terms leaves {row.top_removed:.1%}; removing {k_loop} random "
-       f"terms {row.random_removed:.1%} (top − random {row.top_minus_random:+.1%}, 95% interval {row.lo:+.1%} to "
-       f"{row.hi:+.1%}); keeping only the top {k_loop} gives {row.top_kept_only:.1%}. The top terms carry more of "
-       f"the probe's signal than random ones when that interval lies below zero.")
+row = abl.set_index("k").loc[k_loop]
+below = abl[abl.hi < 0].k.tolist()
+claim(k_loop in below, f"removing the top {k_loop} terms lowers the probe's accuracy more than removing random terms")
+md(f"Intact, the probe is within one cell of the current goal on {intact[1].mean():.1%} of test states (exact: "
+   f"{intact[0].mean():.1%}). Removing the top {k_loop} terms leaves {row.top_removed:.1%}; removing {k_loop} random "
+   f"terms {row.random_removed:.1%} (top − random {row.top_minus_random:+.1%}, 95% interval {row.lo:+.1%} to "
+   f"{row.hi:+.1%}); keeping only the top {k_loop} gives {row.top_kept_only:.1%}. The top terms carry more of the "
+   f"probe's signal than random ones -- the interval lies below zero -- for k in {below} of the k tried "
+   f"({abl.k.tolist()}).")
 
 # %% [markdown]
 # ## Does the agent need them?
@@ -324,3 +328,20 @@ md(f"Intact, the agent solves {loop['intact']['success'].mean():.1%} of these {n
    f"{k_loop} terms removed it solves {top_success.mean():.1%} (paired difference to intact {d_int.mean:+.1%}, 95% "
    f"interval {d_int.lo:+.1%} to {d_int.hi:+.1%}); with {k_loop} random terms removed {rand_success.mean():.1%} on "
    f"average over {n_random} draws (top − random {d_loop.mean:+.1%}, interval {d_loop.lo:+.1%} to {d_loop.hi:+.1%}).")
+claim(bool(d_int.lo <= 0.02 and d_int.hi >= -0.02 and d_loop.lo <= 0.02 and d_loop.hi >= -0.02),
+      f"removing the top {k_loop} terms changes the agent's success by less than 2 points, against intact and "
+      f"against random terms")
+
+# %% [markdown]
+# ## What the eigenfilters say
+#
+# The decomposition does what it promises for the probe: the read-out of "the current goal is here" at the decomposed
+# block is concentrated in a few input patterns, some of them visibly tied to the current goal and others to the
+# agent and the walls, and removing the few that matter takes a large part of the probe's accuracy with them while
+# random terms of the same number do not. The agent, however, does not need them: with the same terms removed at every
+# step it reaches the gem as often as intact, within a couple of points. The hypothesis that the agent's use of its
+# current goal runs through these eigenfilters is therefore **not supported**. Two readings remain open and are not
+# separated here: the goal is represented redundantly (the earlier blocks' probes are about as accurate, so the
+# information can reach the policy by other paths), or the probe's direction is a correlate of the goal that the
+# policy does not read. An edit of the whole goal representation (@sec-heist-ablation) is the stronger test, and on
+# the CNN agent it did move behaviour.

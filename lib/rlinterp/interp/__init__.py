@@ -24,7 +24,7 @@ from rlinterp.interp.patching import (
 )
 from rlinterp.interp.probes import (ProbeResult, SpatialProbeResult, cache_hook, fit_probe, fit_spatial_probe,
                                     probe_hook)
-from rlinterp.interp.sae import SAEConfig, encode, mmcs, sae_metrics, spatial_samples, train_sae
+from rlinterp.interp.sae import SAEConfig, ablate_latents, encode, mmcs, sae_metrics, spatial_samples, train_sae
 from rlinterp.interp.scrubbing import Hypothesis, causal_scrubbing
 
 __all__ = [
@@ -35,6 +35,6 @@ __all__ = [
     "transformer_graph", "logit_lens", "ablation_cache", "kl_metric", "logit_diff_metric", "mse_metric",
     "patch_edges", "patch_nodes", "restored_metric", "ProbeResult", "SpatialProbeResult", "cache_hook", "fit_probe", "fit_spatial_probe", "probe_hook", "Hypothesis", "causal_scrubbing",
     "Eigenfilters", "eigen_contributions", "eigenfilters", "input_patches", "interaction_matrix", "remove_components",
-    "SAEConfig", "encode", "mmcs", "sae_metrics", "spatial_samples", "train_sae",
+    "SAEConfig", "ablate_latents", "encode", "mmcs", "sae_metrics", "spatial_samples", "train_sae",
     "ablate", "edited", "mask_attention", "mean_difference", "run_edited", "steer", "steer_at",
 ]

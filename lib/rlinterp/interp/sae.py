@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rlinterp.validation import check_choice, check_float, check_int
 
-__all__ = ["SAEConfig", "train_sae", "sae_metrics", "spatial_samples", "mmcs", "encode"]
+__all__ = ["SAEConfig", "train_sae", "sae_metrics", "spatial_samples", "mmcs", "encode", "ablate_latents"]
 
 ARCHITECTURES = ("topk", "batchtopk", "standard")
 
@@ -127,6 +127,38 @@ def encode(sae: Any, samples: Tensor, batch_size: int = 8192) -> Tensor:
         for i in range(0, len(samples), batch_size):
             out.append(sae.encode(samples[i:i + batch_size].float()))
     return torch.cat(out)
+
+
+def ablate_latents(sae: Any, hook: str, latents: Any, baseline: Any = None) -> list[tuple[str, Any]]:
+    """Forward hooks (TransformerLens ``fwd_hooks``) that remove SAE latents ``latents`` from the activation at
+    ``hook`` and nothing else: ``x <- x - Σ_{i in latents} (z_i(x) - baseline_i) W_dec[i]`` with ``z = sae.encode(x)``
+    (the other latents, the decoder bias and the SAE's reconstruction error stay). ``baseline``: None (0, a zero
+    ablation) or one value per latent (e.g. the latents' means: a mean ablation). A conv map [n, c, h, w] is edited
+    at every position (its channel vectors are the samples, as in :func:`spatial_samples`); a vector [n, d] per row.
+    """
+    idx = torch.as_tensor([int(i) for i in latents], dtype=torch.long)
+    d_sae = sae.W_dec.shape[0]
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= d_sae):
+        raise ValueError(f"ablate_latents: latent indices must lie in [0, {d_sae}), got {idx.tolist()}")
+    base = torch.zeros(len(idx)) if baseline is None else torch.as_tensor(baseline, dtype=torch.float32).cpu()
+    if base.shape != (len(idx),):
+        raise ValueError(f"ablate_latents: baseline must have one value per latent ({len(idx)}), got "
+                         f"shape {tuple(base.shape)}")
+
+    def edit(act: Tensor, hook: Any = None) -> Tensor:
+        if not len(idx):
+            return act
+        conv = act.ndim == 4
+        x = spatial_samples(act) if conv else act
+        with torch.no_grad():
+            z = sae.encode(x.float())[:, idx.to(x.device)]  # [N, m]
+            delta = (z - base.to(x.device)) @ sae.W_dec[idx.to(x.device)].float()  # [N, d]
+        if conv:
+            n, c, h, w = act.shape
+            delta = delta.reshape(n, h, w, c).permute(0, 3, 1, 2)
+        return act - delta.to(act.dtype)
+
+    return [(hook, edit)]
 
 
 def sae_metrics(sae: Any, samples: Tensor, batch_size: int = 8192) -> dict[str, float]:
