@@ -67,7 +67,7 @@ data = hs.collect_states(hs.model_policy(agent, seed=seed), probe_levels, cfg, m
 acts = cache_hook(agent, torch.as_tensor(data["obs"]), hook, batch_size=512).float()
 probe = fit_spatial_probe(acts, torch.as_tensor(data["goal_pos"]), grid,
                           groups=torch.as_tensor(data["level_seed"]), control=None, seed=seed)
-direction = (probe.weight / probe.std).float()  # read-out direction in raw activation units
+direction = probe.direction.float()  # read-out direction in raw activation units
 direction = direction / direction.norm()
 corr = hs.unit_map_correlations(acts, hs.entity_maps(data, cfg))
 goal_channels = corr.current_goal.sort_values(ascending=False).index[:n_channels].tolist()

@@ -60,7 +60,7 @@ from rlinterp.studies import heist as hs
 
 if k_loop not in ks:
     raise ValueError(f"k_loop ({k_loop}) must be one of ks ({ks})")
-if 2 * k_loop > 2 * 16:  # the smallest layer (block 0: 16 output channels) has at most 32 terms
+if k_loop > 16:  # the smallest layer (block 0: 16 output channels) has at most 32 terms
     raise ValueError(f"k_loop ({k_loop}) must be at most 16: the random control draws k_loop of the other terms")
 dev = ppo.resolve_device(device)
 cfg = H.HeistConfig()
