@@ -89,7 +89,9 @@ def test_every_shipped_checkpoint_loads_into_its_model():
         loaded.add(name)
     from rlinterp.models.impala import ImpalaAgent
 
-    heist = artifacts.load("heist/impala")
-    assert isinstance(heist, ImpalaAgent) and isinstance(heist.imitation, ImpalaAgent)
-    loaded |= {"heist/impala.pt", "heist/impala_dagger.pt"}
+    for kind in ("impala", "bimpala"):
+        heist = artifacts.load(f"heist/{kind}")
+        assert isinstance(heist, ImpalaAgent) and isinstance(heist.imitation, ImpalaAgent)
+        assert heist.config["kind"] == heist.imitation.config["kind"] == kind
+        loaded |= {f"heist/{kind}.pt", f"heist/{kind}_dagger.pt"}
     assert shipped - loaded <= {"ad/ablation.pt"}  # ablation.pt holds results, not a network
