@@ -83,13 +83,16 @@ def heist(fast: bool = False) -> list[Row]:
         res[name] = (mode, hs.evaluate(agent, test, cfg, greedy=(mode == "greedy"), seed=1))
     for name, (mode, e) in res.items():
         sr, lr = e["success_rate"], e["length_ratio"]
+        judged = name == "CNN agent"  # the targets are the CNN's; the bilinear agent is judged by its gap below
         rows += [(f"{name} ({mode}): success on {n_test} test levels", f"{sr[0]:.1%} [{sr[1]:.1%}, {sr[2]:.1%}]",
-                  "≥ 90% (CI low)" if name == "CNN agent" else "report", bool(sr[1] >= 0.9) if name == "CNN agent" else None),
+                  "≥ 90% (CI low)" if judged else "report", bool(sr[1] >= 0.9) if judged else None),
                  (f"{name}: length / optimal (successes)", f"{lr[0]:.2f} [{lr[1]:.2f}, {lr[2]:.2f}]",
-                  "≤ 1.3 (CI high)" if name == "CNN agent" else "report", bool(lr[2] <= 1.3) if name == "CNN agent" else None)]
-    gap = paired_difference(res["CNN agent"][1]["success"].astype(float), res["bilinear agent"][1]["success"].astype(float))
-    rows.append(("CNN − bilinear success, paired (points)", f"{100 * gap.mean:+.1f} [{100 * gap.lo:+.1f}, {100 * gap.hi:+.1f}]",
-                 "≤ 10 (CI high)", bool(gap.hi <= 0.1)))
+                  "≤ 1.3 (CI high)" if judged else "report", bool(lr[2] <= 1.3) if judged else None)]
+    cnn, bil = (res[k][1]["success"].astype(float) for k in ("CNN agent", "bilinear agent"))
+    gap = paired_difference(cnn, bil)
+    rows.append(("CNN − bilinear success, paired (points)",
+                 f"{100 * gap.mean:+.1f} [{100 * gap.lo:+.1f}, {100 * gap.hi:+.1f}]", "≤ 10 (CI high)",
+                 bool(gap.hi <= 0.1)))
     for name, e in hs.baselines(test, cfg).items():
         sr = e["success_rate"]
         rows.append((f"{name}: success", f"{sr[0]:.1%} [{sr[1]:.1%}, {sr[2]:.1%}]", "baseline", None))
